@@ -1,0 +1,65 @@
+# ET3D: the two stages and their tools. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export RAY_USAGE_STATS_ENABLED := 0
+export TOKENIZERS_PARALLELISM := false
+
+# dump
+PROMPTS ?= data/prompts/train.txt
+TEACHER ?= procedural
+SAMPLES ?= 16
+VIEWS ?= 4
+RES ?= 64
+OUT ?= data/shards
+WORKERS ?= 2
+SHARD_SIZE ?= 32
+MVDREAM ?=
+# train
+SHARDS ?= $(OUT)
+PRESET ?= cpu
+MINUTES ?= 20
+TRAIN_DIR ?= runs/train
+# eval
+CKPT ?=
+
+.PHONY: help install test lint format dump train gen eval bench demo clean-runs
+
+help:
+	@echo "make install   create $(VENV) with pip (no-op when up to date)"
+	@echo "make test      ruff + pytest (installs first if needed)"
+	@echo "make dump      PROMPTS=$(PROMPTS) TEACHER=$(TEACHER) SAMPLES=$(SAMPLES) VIEWS=$(VIEWS) RES=$(RES) OUT=$(OUT) WORKERS=$(WORKERS) [MVDREAM=dir]"
+	@echo "make train     SHARDS=$(SHARDS) PRESET=$(PRESET) MINUTES=$(MINUTES) WORKERS=1 (resumes the latest run)"
+	@echo "make eval      CKPT=<checkpoint dir> (default: newest)"
+	@echo "make bench     measure teacher, dump, loader, trainer and generation; writes bench/results.json"
+	@echo "make demo      dump + train + generate + eval on the embedded procedural default"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+dump: install
+	$(PY) -m teacher_dump.cli --prompts $(PROMPTS) --teacher $(TEACHER) --samples $(SAMPLES) \
+		--views $(VIEWS) --res $(RES) --out $(OUT) --workers $(WORKERS) --shard-size $(SHARD_SIZE) \
+		$(if $(MVDREAM),--mvdream $(MVDREAM),)

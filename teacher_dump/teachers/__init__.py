@@ -1,0 +1,1 @@
+"""Teachers: (prompts, seeds) -> multi-view images with their cameras. See `base.py`."""

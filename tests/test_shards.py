@@ -1,0 +1,190 @@
+"""Shard schema v1: bit-exact round trip, loader with 0 and 2 workers, validator names every fault."""
+
+import io
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.prompts import prompt_id
+from pipeline.shard_check import check_shards
+from pipeline.shard_reader import ShardFormatError, iter_batches, make_loader, read_shard
+from pipeline.shards import (
+    Manifest,
+    ShardSample,
+    encode_shard,
+    list_shards,
+    make_sample_meta,
+    sample_key,
+    write_shard,
+)
+
+PROMPTS = ["a red cube", "a blue sphere", "a green torus"]
+
+
+def make_sample(prompt: str, seed: int, v: int = 2, res: int = 8, dim: int = 6) -> ShardSample:
+    rng = np.random.default_rng(seed * 31 + len(prompt))
+    cams = np.tile(np.eye(4, dtype=np.float32), (v, 1, 1))
+    cams[:, :3, 3] = rng.normal(size=(v, 3)).astype(np.float32)
+    meta = make_sample_meta(
+        prompt,
+        seed,
+        teacher="unit",
+        teacher_config_hash="abc",
+        text_encoder="unit",
+        text_dim=dim,
+        num_views=v,
+        resolution=res,
+    )
+    return ShardSample(
+        key=sample_key(prompt_id(prompt), seed),
+        prompt=prompt,
+        seed=seed,
+        views=rng.integers(0, 256, size=(v, res, res, 3), dtype=np.uint8),
+        cameras=cams,
+        fovy=np.full(v, 40.0, np.float32),
+        emb=rng.normal(size=dim).astype(np.float32),
+        meta=meta,
+    )
+
+
+def write_dataset(d, shards=3, per_shard=4):
+    d.mkdir(exist_ok=True)
+    manifest = Manifest(d)
+    samples = [make_sample(PROMPTS[i % 3], i // 3) for i in range(shards * per_shard)]
+    for s in range(shards):
+        chunk = samples[s * per_shard : (s + 1) * per_shard]
+        write_shard(d / f"shard-{s:06d}.tar", chunk)
+        manifest.record(f"shard-{s:06d}.tar", [c.key for c in chunk])
+    return samples
+
+
+def test_round_trip_is_bit_exact_and_deterministic(tmp_path):
+    samples = [make_sample(p, s) for p in PROMPTS for s in range(2)]
+    path = write_shard(tmp_path / "shard-000000.tar", samples)
+    back = list(read_shard(path))
+    assert [b.key for b in back] == [s.key for s in samples]
+    for a, b in zip(samples, back, strict=True):
+        assert a.prompt == b.prompt and a.seed == b.seed and a.meta == b.meta
+        for name in ("views", "cameras", "fovy", "emb"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert x.dtype == y.dtype and np.array_equal(x, y), name
+    assert encode_shard(samples) == path.read_bytes()  # same samples, same bytes
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_webdataset_reads_our_shards(tmp_path):
+    import webdataset as wds
+
+    write_dataset(tmp_path / "s", shards=1, per_shard=3)
+    ds = wds.WebDataset(str(tmp_path / "s" / "shard-000000.tar"), shardshuffle=False)
+    first = next(iter(ds))
+    assert {"txt", "json", "0.png", "1.png", "cameras.npy", "fovy.npy", "emb.npy"} <= set(first)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("shards", [1, 3])
+def test_loader_yields_every_sample_once(tmp_path, workers, shards):
+    samples = write_dataset(tmp_path / "s", shards=shards, per_shard=12 // shards)
+    loader = make_loader(list_shards(tmp_path / "s"), batch_size=3, num_workers=workers, seed=1, drop_last=False)
+    keys = []
+    for batch in loader:
+        assert batch.views.shape[1:] == (2, 8, 8, 3) and batch.views.dtype == torch.uint8
+        assert batch.images().shape[2] == 3 and float(batch.images().max()) <= 1.0
+        assert batch.emb.shape[1] == 6 and batch.cameras.shape[2:] == (4, 4)
+        keys += batch.keys
+    assert sorted(keys) == sorted(s.key for s in samples)
+
+
+def test_loader_order_depends_on_seed_and_epoch_only(tmp_path):
+    write_dataset(tmp_path / "s", shards=3, per_shard=8)
+    shards = list_shards(tmp_path / "s")
+    order = lambda **kw: [k for b in make_loader(shards, 4, buffer=8, **kw) for k in b.keys]  # noqa: E731
+    assert order(seed=5, epoch=0, num_workers=2) == order(seed=5, epoch=0, num_workers=2)
+    assert order(seed=5, epoch=0) != order(seed=5, epoch=1)
+    assert order(seed=5, epoch=0) != order(seed=6, epoch=0)
+    stream = iter_batches(shards, 8, seed=5)
+    epochs = [next(stream)[0] for _ in range(7)]
+    assert epochs == [0, 0, 0, 1, 1, 1, 2]
+
+
+def test_check_passes_on_a_good_dump(tmp_path):
+    write_dataset(tmp_path / "s")
+    report = check_shards(tmp_path / "s", expected_samples_per_prompt=4)
+    assert report.ok, report.summary()
+    assert report.num_samples == 12 and report.num_shards == 3
+
+
+def test_truncated_tar_is_named(tmp_path):
+    write_dataset(tmp_path / "s")
+    path = tmp_path / "s" / "shard-000001.tar"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    report = check_shards(tmp_path / "s")
+    assert not report.ok
+    assert report.bad_shards == ["shard-000001.tar"]
+    assert any("shard-000001.tar" in e and "truncated" in e for e in report.errors), report.errors
+    with pytest.raises(ShardFormatError, match="shard-000001.tar"):
+        list(read_shard(path))
+
+
+def _rewrite_member(path, name, data):
+    with tarfile.open(path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar]
+    with tarfile.open(path, "w") as tar:
+        for m, payload in members:
+            if m.name == name:
+                payload = data
+                m.size = len(data)
+            tar.addfile(m, io.BytesIO(payload))
+
+
+def test_wrong_field_is_named(tmp_path):
+    samples = write_dataset(tmp_path / "s")
+    key = samples[5].key  # in shard 1
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((3, 3), np.float32))  # cameras must be (V, 4, 4)
+    _rewrite_member(tmp_path / "s" / "shard-000001.tar", f"{key}.cameras.npy", buf.getvalue())
+    report = check_shards(tmp_path / "s")
+    assert report.bad_shards == ["shard-000001.tar"]
+    assert any(key in e and "cameras" in e for e in report.errors), report.errors
+
+
+def test_emb_dim_mismatch_is_named(tmp_path):
+    samples = write_dataset(tmp_path / "s")
+    key = samples[0].key
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(7, np.float32))
+    _rewrite_member(tmp_path / "s" / "shard-000000.tar", f"{key}.emb.npy", buf.getvalue())
+    report = check_shards(tmp_path / "s")
+    assert any(key in e and "emb has 7 dims" in e for e in report.errors), report.errors
+
+
+def test_duplicates_across_shards_found(tmp_path):
+    samples = write_dataset(tmp_path / "s")
+    write_shard(tmp_path / "s" / "shard-000009.tar", [samples[0]])
+    report = check_shards(tmp_path / "s")
+    assert any(f"duplicate key {samples[0].key}" in e and "shard-000009.tar" in e for e in report.errors)
+
+
+def test_check_cli_exit_codes(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.check_cli import app
+
+    write_dataset(tmp_path / "s")
+    ok = CliRunner().invoke(app, [str(tmp_path / "s"), "--samples-per-prompt", "4"])
+    assert ok.exit_code == 0 and "OK" in ok.output
+    bad = CliRunner().invoke(app, [str(tmp_path / "s"), "--samples-per-prompt", "5"])
+    assert bad.exit_code == 1 and "expected 5" in bad.output
+
+
+def test_bad_samples_are_rejected_at_write():
+    s = make_sample("a red cube", 0)
+    with pytest.raises(ValueError, match="duplicate sample keys"):
+        encode_shard([s, s])
+    with pytest.raises(ValueError, match="seed"):
+        sample_key("abc", 1_000_000)
+    with pytest.raises(ValueError, match="cameras"):
+        ShardSample(s.key, s.prompt, 0, s.views, s.cameras[:1], s.fovy, s.emb, s.meta)
