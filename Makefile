@@ -11,7 +11,8 @@ export RAY_USAGE_STATS_ENABLED := 0
 export TOKENIZERS_PARALLELISM := false
 
 # dump
-PROMPTS ?= data/prompts/train.txt
+PROMPTS ?= data/prompts/demo.txt
+HELDOUT ?= data/prompts/heldout.txt
 TEACHER ?= procedural
 SAMPLES ?= 16
 VIEWS ?= 4
@@ -24,6 +25,7 @@ MVDREAM ?=
 SHARDS ?= $(OUT)
 PRESET ?= cpu
 MINUTES ?= 20
+TRAIN_WORKERS ?= 1
 TRAIN_DIR ?= runs/train
 # eval
 CKPT ?=
@@ -63,3 +65,29 @@ dump: install
 	$(PY) -m teacher_dump.cli --prompts $(PROMPTS) --teacher $(TEACHER) --samples $(SAMPLES) \
 		--views $(VIEWS) --res $(RES) --out $(OUT) --workers $(WORKERS) --shard-size $(SHARD_SIZE) \
 		$(if $(MVDREAM),--mvdream $(MVDREAM),)
+
+train: install
+	$(PY) -m student.cli --data $(SHARDS) --preset $(PRESET) --out $(TRAIN_DIR) --minutes $(MINUTES) \
+		$(if $(filter-out 1,$(TRAIN_WORKERS)),--workers $(TRAIN_WORKERS),)
+
+eval: install
+	$(PY) -m student.eval.cli $(if $(CKPT),--ckpt $(CKPT),) --runs $(TRAIN_DIR) --shards $(SHARDS) \
+		--prompts $(PROMPTS) --heldout $(HELDOUT)
+
+bench: install
+	$(PY) bench/run_all.py
+
+demo: install
+	@echo "== 1/4 dump: $(PROMPTS) -> $(OUT) (finished shards are kept)"
+	$(MAKE) --no-print-directory dump
+	@echo "== 2/4 train: preset $(PRESET), $(MINUTES) min budget (resumes the newest run)"
+	$(MAKE) --no-print-directory train
+	@echo "== 3/4 generate: meshes and previews in out/demo/"
+	mkdir -p out/demo
+	$(PY) -m student.generate.cli "a red cube" -o out/demo/red_cube.ply --num 2 --preview out/demo/red_cube.png --turntable out/demo/red_cube.gif
+	$(PY) -m student.generate.cli "a blue sphere" -o out/demo/blue_sphere.ply --preview out/demo/blue_sphere.png
+	$(PY) -m student.generate.cli --prompts-file $(HELDOUT) -o out/demo/heldout.ply --preview out/demo/heldout.png
+	$(PY) -m student.generate.cli --interpolate "a red cube" "a blue sphere" --steps 5 -o out/demo/interp.ply
+	@echo "== 4/4 eval"
+	$(MAKE) --no-print-directory eval
+	@echo "meshes and previews: out/demo/   report: eval/<run>/report.md   checkpoints: $(TRAIN_DIR)/"

@@ -37,6 +37,7 @@ def iter_tar_groups(path: Path | str) -> Iterator[tuple[str, dict[str, bytes]]]:
     path = Path(path)
     key, group = None, {}
     try:
+        size = path.stat().st_size
         with tarfile.open(path, mode="r:") as tar:
             for member in tar:
                 if not member.isfile():
@@ -56,6 +57,10 @@ def iter_tar_groups(path: Path | str) -> Iterator[tuple[str, dict[str, bytes]]]:
                 if suffix in group:
                     raise ShardFormatError(f"{path.name}: member {member.name!r} appears twice")
                 group[suffix] = data
+            # tarfile stops quietly at the end of the data; a complete archive ends with two zero
+            # blocks, so a file cut at a member boundary is caught here.
+            if size - tar.offset < 2 * tarfile.BLOCKSIZE:
+                raise ShardFormatError(f"{path.name}: truncated (no end-of-archive marker after {key})")
     except (tarfile.TarError, EOFError, OSError) as e:
         raise ShardFormatError(f"{path.name}: unreadable tar ({type(e).__name__}: {e})") from e
     if key is not None:
