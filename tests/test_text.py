@@ -66,7 +66,7 @@ def test_clip_tiny_folder(golden_dir):
     ids = tok(["a cute owl"], padding="max_length", max_length=77, return_tensors="pt").input_ids
     with torch.no_grad():
         hs = model(ids, output_hidden_states=True).hidden_states
-        ref = model.text_model.final_layer_norm(hs[-2])
+        ref = model.final_layer_norm(hs[-2])
     assert torch.allclose(emb.tokens[0], ref[0], atol=1e-6)
     # the golden pipeline's prompt ids, as the reference tokenizer produced them
     from safetensors.torch import load_file

@@ -58,7 +58,8 @@ class CLIPEncoder(TextEncoder):
         )
         ids = batch["input_ids"].to(self.device)  # (B, 77)
         out = self.model(input_ids=ids, output_hidden_states=True)
-        tokens = self.model.text_model.final_layer_norm(out.hidden_states[-2])  # (B, 77, D)
+        final_ln = self.model.final_layer_norm  # transformers 5 flattened CLIPTextModel (no .text_model)
+        tokens = final_ln(out.hidden_states[-2])  # (B, 77, D)
         eos = self.tokenizer.eos_token_id
         eot = (ids == eos).int().argmax(dim=1)  # first end-of-text token of each prompt
         pooled = tokens[torch.arange(len(prompts), device=ids.device), eot]  # (B, D)
