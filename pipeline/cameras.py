@@ -188,7 +188,10 @@ def orbit_cameras(
         raise ValueError(
             f"radius must put the camera outside the scene box (> {BOX_HALF * math.sqrt(3):.3f}), got {radius}"
         )
-    mats = mvdream_camera_matrices(num_views, elevation_deg, azimuth_start_deg, 360.0)
+    # Exactly V azimuths (MVDream's float arange can yield V + 1 for some start angles).
+    azimuths = [azimuth_start_deg + 360.0 * i / num_views for i in range(num_views)]
+    mats = np.stack([_GL_TO_BLENDER @ _look_at_origin_gl(float(elevation_deg), a) for a in azimuths])
+    mats = mats.astype(np.float32)
     mats[:, :3, 3] *= radius
     c2w = torch.from_numpy(mats).to(device)
     return Cameras(c2w, torch.full((num_views,), float(fovy_deg), device=device), resolution)

@@ -102,3 +102,13 @@ def test_bad_cameras_are_rejected():
         Cameras(torch.eye(4)[None], torch.tensor([190.0]), 64)
     with pytest.raises(ValueError, match="outside the scene box"):
         orbit_cameras(4, 0.0, radius=1.0)
+
+
+def test_orbit_has_exactly_v_views_for_any_start():
+    # MVDream's float arange yields V + 1 azimuths for some starts; the orbit sampler must not.
+    for start in torch.linspace(0, 359, 97).tolist():
+        cams = orbit_cameras(3, 10.0, start)
+        assert len(cams) == 3
+        az = torch.rad2deg(torch.atan2(cams.origins[:, 0], -cams.origins[:, 1]))  # 0 looks from -y, 90 from +x
+        gaps = torch.remainder(az.diff(), 360.0)
+        assert torch.allclose(gaps, torch.full_like(gaps, 120.0), atol=1e-3)

@@ -61,7 +61,7 @@ class Teacher(ABC):
         """Views for each (prompt, seed); deterministic in (prompt, seed) and independent of batching."""
 
 
-_REGISTRY: dict[str, Callable[..., Teacher]] = {}
+_REGISTRY: dict[str, type[Teacher]] = {}
 
 
 def register_teacher(name: str) -> Callable[[type[Teacher]], type[Teacher]]:
@@ -80,12 +80,17 @@ def available_teachers() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_teacher(name: str, **kwargs) -> Teacher:
-    """Build a registered teacher by name; unknown names list what is available."""
+def teacher_class(name: str) -> type[Teacher]:
+    """The class registered under `name` (read its `uses_gpu` without building it); unknown names list what is available."""
     _import_builtin_teachers()
     if name not in _REGISTRY:
         raise ValueError(f"unknown teacher {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](**kwargs)
+    return _REGISTRY[name]
+
+
+def build_teacher(name: str, **kwargs) -> Teacher:
+    """Build a registered teacher by name; unknown names list what is available."""
+    return teacher_class(name)(**kwargs)
 
 
 def _import_builtin_teachers() -> None:

@@ -1,0 +1,126 @@
+"""The Ray dump end to end, in one shared Ray session: shards, resume, failures, bad inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from pipeline.prompts import CorpusError
+from pipeline.shard_check import check_shards
+from pipeline.shard_reader import read_shard
+from pipeline.shards import Manifest, list_shards
+from teacher_dump.dump import DumpConfig, DumpError, run_dump
+from teacher_dump.plan import plan_shards
+
+PROMPTS = ["a red cube", "a blue sphere", "a small green torus", "a large yellow cone", "a pink pyramid"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def _corpus(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "prompts.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _quiet() -> Console:
+    return Console(file=open("/dev/null", "w"), width=200)  # noqa: SIM115 - closed with the process
+
+
+def test_two_worker_dump_passes_check_and_a_rerun_skips_it(tmp_path: Path) -> None:
+    out = tmp_path / "shards"
+    config = DumpConfig(
+        prompts=_corpus(tmp_path, PROMPTS), out=out, teacher="procedural", samples=3, views=2, resolution=16,
+        workers=2, shard_size=4, batch_size=3,
+    )  # fmt: skip
+    report = run_dump(config, _quiet(), show_progress=False)
+    assert report.ok and report.written_shards == 4 and report.samples_written == 15
+    assert len(report.workers) == 2  # both actors took shards
+    check = check_shards(out, expected_samples_per_prompt=3)
+    assert check.ok, check.summary()
+    assert check.num_samples == 15 and not check.warnings
+    sample = next(read_shard(list_shards(out)[0]))
+    assert sample.views.shape == (2, 16, 16, 3) and sample.emb.shape == (384,)
+    assert sample.meta["teacher"] == "procedural" and sample.meta["text_encoder"] == "minilm"
+    before = {p.name: p.read_bytes() for p in list_shards(out)}
+    again = run_dump(config, _quiet(), show_progress=False)
+    assert again.ok and (again.written_shards, again.skipped_shards) == (0, 4)
+    assert {p.name: p.read_bytes() for p in list_shards(out)} == before
+    redo = run_dump(DumpConfig(**{**config.__dict__, "overwrite": True}), _quiet(), show_progress=False)
+    assert redo.written_shards == 4
+    assert {p.name: p.read_bytes() for p in list_shards(out)} == before  # deterministic bytes
+
+
+def test_a_poisoned_prompt_is_retried_reported_and_the_rest_written(tmp_path: Path) -> None:
+    out = tmp_path / "shards"
+    config = DumpConfig(
+        prompts=_corpus(tmp_path, PROMPTS), out=out, teacher="fake", samples=2, views=2, resolution=8,
+        workers=2, shard_size=2, teacher_options=(("poison", "a blue sphere"),), max_attempts=2,
+    )  # fmt: skip
+    plans = plan_shards(PROMPTS, 2, 2)
+    poisoned = {p.name for p in plans if "a blue sphere" in p.prompts}
+    report = run_dump(config, _quiet(), show_progress=False)
+    assert not report.ok
+    failed = {f.name: f for f in report.failed}
+    assert set(failed) == poisoned
+    for f in failed.values():
+        assert "a blue sphere" in f.prompts and f.attempts == 2 and "poisoned" in f.error
+    written = Manifest(out).finished()
+    assert set(written) == {p.name for p in plans} - poisoned
+    assert report.written_shards == len(written)
+    keys = [k for ks in written.values() for k in ks]
+    assert len(keys) == len(set(keys)) == sum(len(p) for p in plans if p.name not in poisoned)
+    assert check_shards(out).ok
+
+
+def test_a_dead_actor_is_replaced_and_its_shard_retried(tmp_path: Path) -> None:
+    out = tmp_path / "shards"
+    marker = tmp_path / "crashed-once"
+    options = (("poison", "a pink pyramid"), ("crash", "exit"), ("poison_marker", str(marker)))
+    config = DumpConfig(
+        prompts=_corpus(tmp_path, PROMPTS), out=out, teacher="fake", samples=2, views=2, resolution=8,
+        workers=2, shard_size=3, teacher_options=options,
+    )  # fmt: skip
+    report = run_dump(config, _quiet(), show_progress=False)
+    assert marker.exists()  # the worker process did die once
+    assert report.ok and report.samples_written == 10
+    assert check_shards(out, expected_samples_per_prompt=2).ok
+
+
+def test_a_corpus_with_bad_lines_is_rejected_before_anything_is_written(tmp_path: Path) -> None:
+    corpus = tmp_path / "bad.txt"
+    corpus.write_bytes(b"a red cube\n\xff\xfe broken\na blue\x07 cone\n# fine comment\n")
+    out = tmp_path / "shards"
+    with pytest.raises(CorpusError) as info:
+        run_dump(DumpConfig(prompts=corpus, out=out, teacher="fake"), _quiet(), show_progress=False)
+    assert [b.line for b in info.value.bad_lines] == [2, 3]
+    assert "line 2" in str(info.value) and "line 3" in str(info.value)
+    assert not out.exists()
+
+
+def test_out_of_vocabulary_prompts_are_named_before_anything_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "shards"
+    corpus = _corpus(tmp_path, ["a red cube", "a purple elephant", "a tiny blue cone"])
+    with pytest.raises(DumpError) as info:
+        run_dump(DumpConfig(prompts=corpus, out=out, teacher="procedural"), _quiet(), show_progress=False)
+    assert "'elephant'" in str(info.value) and "'tiny'" in str(info.value)
+    assert not out.exists()
+
+
+def test_a_rerun_with_other_options_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "shards"
+    corpus = _corpus(tmp_path, PROMPTS[:2])
+    base = {"prompts": corpus, "out": out, "teacher": "fake", "views": 2, "resolution": 8, "workers": 1}
+    assert run_dump(DumpConfig(**base, samples=1), _quiet(), show_progress=False).ok
+    with pytest.raises(DumpError, match="plan_digest"):
+        run_dump(DumpConfig(**base, samples=2), _quiet(), show_progress=False)
+    with pytest.raises(DumpError, match="rejected its options"):
+        run_dump(DumpConfig(**base, teacher_options=(("colour", 3),)), _quiet(), show_progress=False)
