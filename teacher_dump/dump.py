@@ -116,24 +116,34 @@ def _validate(validate: Callable[[list[str]], None], prompts: list[str]) -> None
         raise DumpError(str(e)) from e
 
 
-def _start_ray(config: DumpConfig, gpu: bool) -> bool:
-    """Start or join Ray unless this process already has a session; True when started here."""
+def _start_ray(config: DumpConfig, wants_gpu: bool, console: Console) -> tuple[bool, bool]:
+    """Start or join Ray unless this process already has a session.
+
+    Returns (started here, actors get a GPU each). A GPU teacher gets one GPU per actor when the
+    cluster has GPUs (and `device` is not forced to cpu); on a cluster without any it runs on CPU.
+    """
     import ray
 
-    if ray.is_initialized():
-        return False
-    quiet = {"log_to_driver": False, "logging_level": "ERROR"}
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], **quiet)
-    else:
-        ray.init(num_cpus=config.workers * config.cpus_per_worker, include_dashboard=False, **quiet)
+    started = False
+    if not ray.is_initialized():
+        quiet = {"log_to_driver": False, "logging_level": "ERROR"}
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(address=os.environ["RAY_ADDRESS"], **quiet)
+        else:
+            ray.init(num_cpus=config.workers * config.cpus_per_worker, include_dashboard=False, **quiet)
+        started = True
     have = ray.cluster_resources()
+    forced_cpu = str(dict(config.teacher_options).get("device", "")).startswith("cpu")
+    gpu = wants_gpu and not forced_cpu and have.get("GPU", 0) > 0
+    if wants_gpu and not gpu and not forced_cpu:
+        console.print(f"[yellow]no GPU in the Ray cluster: teacher {config.teacher!r} runs on CPU in fp32 (slow)")
     need = {"CPU": config.workers * config.cpus_per_worker, **({"GPU": config.workers} if gpu else {})}
     short = {k: f"need {v}, have {have.get(k, 0)}" for k, v in need.items() if have.get(k, 0) < v}
     if short:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
         raise DumpError(f"Ray cannot host {config.workers} worker(s): {short}")
-    return True
+    return started, gpu
 
 
 def _start_actors(config: DumpConfig, actor_cls) -> list:
@@ -196,9 +206,9 @@ def run_dump(config: DumpConfig, console: Console | None = None, show_progress: 
     console = console or Console(stderr=True)
     t_start = time.perf_counter()
     prompts, plans = load_plan(config)
-    gpu = teacher_uses_gpu(config.teacher)
-    described = None if gpu else validate_locally(config, prompts)
-    started = _start_ray(config, gpu)
+    wants_gpu = teacher_uses_gpu(config.teacher)
+    described = None if wants_gpu else validate_locally(config, prompts)
+    started, gpu = _start_ray(config, wants_gpu, console)
     try:
         actor_cls = ray.remote(num_cpus=config.cpus_per_worker, num_gpus=1 if gpu else 0, max_restarts=0)(DumpWorker)
         actors = _start_actors(config, actor_cls)

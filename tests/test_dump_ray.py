@@ -124,3 +124,24 @@ def test_a_rerun_with_other_options_is_refused(tmp_path: Path) -> None:
         run_dump(DumpConfig(**base, samples=2), _quiet(), show_progress=False)
     with pytest.raises(DumpError, match="rejected its options"):
         run_dump(DumpConfig(**base, teacher_options=(("colour", 3),)), _quiet(), show_progress=False)
+
+
+def test_the_mvdream_teacher_dumps_the_same_schema_on_a_cpu_cluster(tmp_path: Path) -> None:
+    from teacher_dump.mvdream.parity import assemble_tiny_folder
+
+    golden = Path(__file__).resolve().parents[2] / "shared" / "mvdream" / "golden"
+    folder = assemble_tiny_folder(golden, tmp_path / "tiny")
+    out = tmp_path / "shards"
+    options = (("path", str(folder)), ("num_inference_steps", 2), ("device", "cpu"))
+    config = DumpConfig(
+        prompts=_corpus(tmp_path, ["a cute owl", "a red car"]), out=out, teacher="mvdream",
+        teacher_options=options, samples=2, views=4, resolution=64, workers=1, shard_size=2, batch_size=2,
+    )  # fmt: skip
+    report = run_dump(config, _quiet(), show_progress=False)
+    assert report.ok and report.samples_written == 4 and report.written_shards == 2
+    check = check_shards(out, expected_samples_per_prompt=2)
+    assert check.ok, check.summary()
+    samples = [s for shard in list_shards(out) for s in read_shard(shard)]
+    assert {s.meta["teacher"] for s in samples} == {"mvdream"}
+    assert samples[0].views.shape == (4, 64, 64, 3) and samples[0].cameras.shape == (4, 4, 4)
+    assert samples[0].views.astype(float).std() > 1.0  # a decoded image, not a constant

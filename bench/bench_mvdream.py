@@ -1,0 +1,147 @@
+"""Cost of one MVDream denoising step: the full-size multi-view UNet on this machine.
+
+One step is one UNet forward on the classifier-free-guidance batch of one 4-view sample:
+batch 8 = 4 views x (uncond, cond), 32x32 latent (256 px), context 8x77x1024, no_grad, random
+weights (``../shared/mvdream/golden/layout/unet_config.json``). Reports the median over timed
+forwards after one warm-up, the process's peak memory, and the projected UNet time of one 4-view
+sample at 50 DDIM steps (text encoder and VAE decode excluded: one call each per sample).
+
+Examples::
+
+    .venv/bin/python bench/bench_mvdream.py                 # CPU fp32 -> bench/mvdream.json (minutes, ~6 GB)
+    .venv/bin/python bench/bench_mvdream.py --quick         # tiny UNet smoke run, prints only
+    .venv/bin/python bench/bench_mvdream.py --device cuda   # fp16 on a GPU
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import typer
+
+from pipeline.atomic import atomic_write_json
+from pipeline.cameras import mvdream_camera_matrices
+from teacher_dump.mvdream.config import MultiViewUNetConfig
+from teacher_dump.mvdream.unet import MultiViewUNet
+
+GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "mvdream" / "golden"
+FULL_CONFIG = GOLDEN / "layout" / "unet_config.json"
+TINY_CONFIG = GOLDEN / "tiny_unet.json"
+DEFAULT_OUT = Path(__file__).resolve().parent / "mvdream.json"
+NUM_VIEWS = 4
+STEPS_PER_SAMPLE = 50  # MVDream's default DDIM step count (NOTES §4)
+
+
+def _machine(device: torch.device) -> dict:
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        models = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
+        info["cpu_model"] = models[0] if models else platform.processor()
+    if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
+        info["ram_gb"] = round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 1e9, 1)
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_benchmark(device: str = "cpu", quick: bool = False, repeats: int = 3, config_path: Path | None = None) -> dict:
+    """Time the UNet forward of one denoising step; returns the JSON-ready record.
+
+    quick: the golden tiny UNet on an 8x8 latent (seconds), to check the code path.
+    On cuda the UNet runs in float16, on cpu in float32.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    dev = torch.device(device)
+    dtype = torch.float16 if dev.type == "cuda" else torch.float32
+    config = MultiViewUNetConfig.from_json(config_path or (TINY_CONFIG if quick else FULL_CONFIG))
+    side = 8 if quick else 32  # latent side: 256 px / VAE factor 8
+    batch = 2 * NUM_VIEWS
+
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    torch.manual_seed(0)  # random weights: only their cost matters
+    unet = MultiViewUNet(config).to(dev, dtype).eval().requires_grad_(False)
+    g = torch.Generator("cpu").manual_seed(0)
+    x = torch.randn(batch, config.in_channels, side, side, generator=g).to(dev, dtype)
+    timesteps = torch.full((batch,), 981.0, device=dev)
+    context = torch.randn(batch, 77, config.context_dim, generator=g).to(dev, dtype)
+    camera = torch.from_numpy(mvdream_camera_matrices(NUM_VIEWS, 15.0)).reshape(NUM_VIEWS, 16)
+    camera = torch.cat([camera, camera]).to(dev, dtype)  # (8, 16): same cameras for both CFG halves
+
+    wall, cpu = [], []
+    with torch.no_grad():
+        for _ in range(repeats + 1):  # the first forward is the warm-up
+            _sync(dev)
+            t0, c0 = time.perf_counter(), time.process_time()
+            unet(x, timesteps, context, camera, NUM_VIEWS)
+            _sync(dev)
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+
+    median = statistics.median(wall[1:])
+    record = {
+        "what": "MVDream UNet forward per denoising step (CFG batch of one 4-view sample), random weights",
+        "quick": quick,
+        "device": str(dev),
+        "dtype": str(dtype).removeprefix("torch."),
+        "config": config.to_dict(),
+        "n_params": sum(p.numel() for p in unet.parameters()),
+        "inputs": {"x": list(x.shape), "context": list(context.shape), "camera": list(camera.shape)},
+        "warmup_s": round(wall[0], 3),
+        "step_s": [round(t, 3) for t in wall[1:]],
+        "step_s_median": round(median, 3),
+        "cpu_s_per_step_median": round(statistics.median(cpu[1:]), 3),
+        # ru_maxrss is in KiB on Linux: the whole process, weights included.
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 2),
+        "steps_per_sample": STEPS_PER_SAMPLE,
+        "projected_s_per_sample": round(STEPS_PER_SAMPLE * median, 1),
+        "projected_note": "UNet only; the text encoder and the VAE decode run once per sample",
+        "machine": _machine(dev),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - py310 target
+    }
+    if dev.type == "cuda":
+        record["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated(dev) / 1e9, 2)
+    return record
+
+
+def main(
+    device: str = typer.Option("cpu", help="cpu (float32) or cuda (float16)"),
+    quick: bool = typer.Option(False, "--quick", help="tiny UNet smoke run; writes only with --out"),
+    repeats: int = typer.Option(3, help="timed forwards after the warm-up"),
+    out: Path | None = typer.Option(None, help=f"result JSON (default for a full run: {DEFAULT_OUT})"),
+) -> None:
+    """Seconds per MVDream denoising step and projected seconds per 4-view sample."""
+    record = run_benchmark(device=device, quick=quick, repeats=repeats)
+    json.dump(record, sys.stdout, indent=1)
+    print()
+    target = out or (None if quick else DEFAULT_OUT)
+    if target is not None:
+        print(f"wrote {atomic_write_json(target, record)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    typer.run(main)
