@@ -1,0 +1,205 @@
+"""Typed, frozen configuration of the student: one dataclass per component, nested into a run config.
+
+Everything here is saved with each checkpoint (`config.json`), so a checkpoint is self-describing: the
+generator is rebuilt from `GeneratorConfig` alone, including the text encoder it expects and the camera
+defaults of the teacher views it was trained on. Presets live in `student/presets.py`; `--key=value`
+overrides in `student/overrides.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.cameras import DEFAULT_FOVY_DEG, DEFAULT_RADIUS
+
+# Bump when a saved config or checkpoint layout changes incompatibly; `from_pretrained` refuses others.
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    """z (+ projected text embedding, + optionally the camera) -> w, as StyleGAN2-ADA's conditional mapping."""
+
+    z_dim: int = 512
+    w_dim: int = 512
+    embed_dim: int = 512  # width of the projected text (and camera) embedding, normalised before concat
+    num_layers: int = 2  # EG3D's mapping depth (training/triplane.py: mapping_kwargs num_layers=2)
+    lr_multiplier: float = 0.01  # StyleGAN2's mapping lr multiplier
+    camera_cond: bool = False  # EG3D conditions w on the camera; optional here
+    camera_swap_prob: float = 0.5  # EG3D's gpc_reg_prob: condition on a random other camera this often
+    # Truncation pulls w towards the mean w of *this prompt* (over this many z), not StyleGAN2's global w_avg,
+    # which for a conditional model would pull every prompt towards the average prompt.
+    truncation_samples: int = 64
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    """StyleGAN2 synthesis network producing three feature planes of `plane_channels` each."""
+
+    plane_resolution: int = 256
+    plane_channels: int = 32
+    channel_base: int = 32768  # channels at resolution r: min(channel_base // r, channel_max), as StyleGAN2
+    channel_max: int = 512
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Tri-plane feature -> density and features (EG3D's OSGDecoder)."""
+
+    hidden: int = 64
+    feature_channels: int = 32  # EG3D decodes 32 features; the first 3 are the raw RGB
+    # sigma = density_scale * softplus(raw + density_shift); EG3D uses softplus(raw - 1). A smaller shift
+    # with a larger scale starts training from a thin fog (DESIGN §6).
+    density_scale: float = 1.0
+    density_shift: float = -1.0
+    colour_widen: float = 0.001  # EG3D's widened sigmoid: sigmoid(x) * (1 + 2e) - e
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Neural rendering of the low-resolution feature image."""
+
+    resolution: int = 64
+    num_stratified: int = 48
+    num_importance: int = 48
+
+
+@dataclass(frozen=True)
+class SuperResConfig:
+    """StyleGAN2 blocks from the rendered feature image to the output resolution (2x per block)."""
+
+    output_resolution: int = 256
+    channel_base: int = 16384  # EG3D's 64->256 super-resolution: 128 channels at 128^2, 64 at 256^2
+    channel_max: int = 128
+
+
+@dataclass(frozen=True)
+class CameraDefaults:
+    """The teacher's camera distribution, stored so generation and evaluation reproduce it."""
+
+    radius: float = DEFAULT_RADIUS
+    fovy_deg: float = DEFAULT_FOVY_DEG
+    num_views: int = 4
+    resolution: int = 0  # teacher view resolution; 0 = read from the shards
+    elevation_range: tuple[float, float] = (0.0, 30.0)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    text_encoder: str = ""  # "" = the encoder named in the shards
+    text_dim: int = 0  # 0 = the dimension recorded in the shards
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    superres: SuperResConfig = field(default_factory=SuperResConfig)
+    camera: CameraDefaults = field(default_factory=CameraDefaults)
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    channel_base: int = 32768
+    channel_max: int = 512
+    cmap_dim: int = 512  # width of the conditioning projection (StyleGAN2-ADA's cmap)
+    mapping_layers: int = 2
+    mbstd_group: int = 4  # StyleGAN2's minibatch-stddev group size
+    camera_cond: bool = True  # EG3D conditions D on the camera; it makes z carry per-seed pose (DESIGN §6)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    r1_gamma: float = 1.0  # EG3D uses 0.3-5 depending on the data set
+    r1_interval: int = 16  # lazy R1 (StyleGAN2 §B)
+    density_reg: float = 0.25  # EG3D's density smoothness L1 weight
+    density_reg_interval: int = 4
+    density_reg_points: int = 1000  # points per sample
+    density_reg_eps: float = 0.008  # perturbation in world units (EG3D: 1/256 of its box; ours is 2 wide)
+    mismatch_weight: float = 1.0  # (real image, wrong text) scored as fake
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    batch_size: int = 32
+    views_per_sample: int = 1  # teacher views of one sample rendered with the same z per step
+    lr_g: float = 0.0025
+    lr_d: float = 0.002
+    betas: tuple[float, float] = (0.0, 0.99)
+    ema_kimg: float = 10.0  # StyleGAN2-ADA: EMA half-life in thousands of images
+    ema_rampup: float = 0.05  # half-life at most this fraction of the images seen so far
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    num_workers: int = 2  # loader processes per trainer worker
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    steps: int = 0  # total optimisation steps; 0 = no limit
+    minutes: float = 0.0  # total training wall-clock across resumes; 0 = no limit
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3  # older checkpoints of the run are deleted
+    preview_every: int = 500
+    eval_every: int = 500  # 0 = no periodic oracle evaluation
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    train_prompts: int = 16  # fixed training prompts evaluated (the first ones, sorted)
+    heldout_file: str = "data/prompts/heldout.txt"  # "" = no held-out evaluation
+    seeds: int = 2  # z seeds per prompt
+    preview_prompts: int = 4
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "paper"
+    seed: int = 0
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready nested dict (tuples become lists)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Rebuild a config dataclass from `to_dict` output; unknown or missing keys raise with their path."""
+    if not isinstance(data, dict):
+        raise ValueError(f"config {where or cls.__name__}: expected an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"config {where or cls.__name__}: unknown keys {unknown}; known: {sorted(names)}")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise ValueError(f"config {where}: expected {len(args)} values, got {value!r}")
+        return tuple(_coerce(a, v, where) for a, v in zip(args, value, strict=True))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(tp, type) and not isinstance(tp, types.GenericAlias) and not isinstance(value, tp):
+        raise ValueError(f"config {where}: expected {tp.__name__}, got {value!r}")
+    return value

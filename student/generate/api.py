@@ -1,0 +1,198 @@
+"""Python API of one-pass text-to-3D: ``ET3D.from_pretrained(ckpt)("a red cube", seed=0).save("cube.ply")``.
+
+A prompt is encoded by the text encoder the checkpoint was trained with, one generator forward pass
+turns (text embedding, z) into tri-planes, and the mesh is extracted from the decoder's density on
+first use. Nothing here imports the teacher side (diffusers, Ray, `teacher_dump`): generation needs the
+checkpoint alone (DESIGN §1).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.cameras import BOX_HALF
+from student.generate.errors import EmptyMeshError, OptionError, PromptTruncatedWarning
+from student.generate.loading import (
+    check_text_encoder,
+    load_generator,
+    load_matching_text_encoder,
+    resolve_checkpoint,
+)
+from student.generate.preview import image_grid, preview_cameras, render_views, save_gif, save_image
+from student.generate.prompts import validate_prompts
+from student.mesh.config import MeshConfig, default_sigma_level
+from student.mesh.export import save_mesh
+from student.mesh.extract import mesh_from_field
+from student.mesh.marching_cubes import EmptySurfaceError
+from student.mesh.mesh import Mesh
+
+
+@dataclass(frozen=True)
+class PlanesField:
+    """One sample's tri-planes seen through the generator's decoder, as a `DensityField` for meshing."""
+
+    generator: torch.nn.Module
+    planes: torch.Tensor  # (1, 3, C, R, R)
+
+    def query(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """points (P, 3) -> sigma (P,), rgb (P, 3), on the CPU."""
+        sigma, rgb = self.generator.query(self.planes, points.to(self.planes.device)[None])  # (1, P), (1, P, 3)
+        return sigma[0].cpu(), rgb[0].cpu()
+
+
+class Generation:
+    """One generated asset: its prompt, seed and tri-planes; the mesh is extracted on first access."""
+
+    def __init__(self, model: ET3D, prompt: str, seed: int, planes: torch.Tensor):
+        assert planes.ndim == 5 and planes.shape[:2] == (1, 3), f"planes must be (1, 3, C, R, R), got {planes.shape}"
+        self.model = model
+        self.prompt = prompt
+        self.seed = seed
+        self.planes = planes  # (1, 3, C, R, R)
+
+    def __repr__(self) -> str:
+        return f"Generation(prompt={self.prompt!r}, seed={self.seed}, planes={tuple(self.planes.shape)})"
+
+    @property
+    def field(self) -> PlanesField:
+        return PlanesField(self.model.generator, self.planes)
+
+    @cached_property
+    def mesh(self) -> Mesh:
+        """The coloured surface in world units; EmptyMeshError when the density has no surface."""
+        try:
+            return mesh_from_field(self.field, self.model.mesh_config, self.model.simplify)
+        except EmptySurfaceError as e:
+            raise EmptyMeshError(f"{self.prompt!r} (seed {self.seed}): {e}") from e
+
+    def save(self, path: str | Path) -> Path:
+        """Write the mesh in the format of the suffix (.ply, .glb, .obj); returns the path written."""
+        return save_mesh(self.mesh, path)
+
+    def views(self, num_views: int | None = None, azimuth_start_deg: float = 0.0) -> np.ndarray:
+        """(V, H, W, 3) uint8 student renders around the object (default: the training view count)."""
+        n = num_views or self.model.generator.config.camera.num_views
+        cams = preview_cameras(self.model.generator, n, azimuth_start_deg)
+        return render_views(self.model.generator, self.planes, cams)
+
+    def preview(self, path: str | Path, num_views: int | None = None) -> Path:
+        """A grid image of `views`; returns the path written."""
+        return save_image(image_grid(self.views(num_views)), path)
+
+    def turntable(self, path: str | Path, frames: int = 36, fps: float = 12.0) -> Path:
+        """A looping GIF orbiting the object once; returns the path written."""
+        return save_gif(self.views(frames), path, fps)
+
+
+class ET3D:
+    """A trained generator with its text encoder and meshing settings."""
+
+    def __init__(self, generator, text_encoder, mesh_config: MeshConfig | None = None, simplify: int | None = None):
+        check_text_encoder(generator, text_encoder, "<in memory>")
+        self.generator = generator.eval()
+        self.text_encoder = text_encoder
+        self.simplify = simplify
+        self.mesh_config = generation_mesh_config(generator, mesh_config)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        ckpt: str | Path | None = None,
+        *,
+        text_encoder_path: str | None = None,
+        mesh_config: MeshConfig | None = None,
+        simplify: int | None = None,
+    ) -> ET3D:
+        """Load a checkpoint folder (default: the newest under runs/train) and its text encoder."""
+        folder = resolve_checkpoint(ckpt)
+        generator = load_generator(folder)
+        encoder = load_matching_text_encoder(generator, folder, text_encoder_path)
+        return cls(generator, encoder, mesh_config, simplify)
+
+    def encode(self, prompts: list[str]) -> torch.Tensor:
+        """Validated prompts -> pooled text embeddings (B, D); warns about prompts the encoder truncates."""
+        validate_prompts(prompts)
+        for message in self.text_encoder.check_prompts(prompts):
+            warnings.warn(message, PromptTruncatedWarning, stacklevel=2)
+        with torch.inference_mode():
+            pooled = self.text_encoder.encode(prompts).pooled  # (B, D)
+        assert pooled.shape == (len(prompts), self.generator.text_dim), f"pooled {tuple(pooled.shape)}"
+        return pooled
+
+    def synthesize(
+        self, embeddings: torch.Tensor, labels: list[str], seeds: list[int], truncation_psi: float = 1.0
+    ) -> list[Generation]:
+        """One forward pass per (embedding (D,), seed): text embeddings (B, D) -> B generations.
+
+        Each sample draws z from its own torch.Generator seeded with its seed, so a seed gives the same asset
+        whatever else is generated in the same call.
+        """
+        if not (len(embeddings) == len(labels) == len(seeds)):
+            raise ValueError(f"got {len(embeddings)} embeddings, {len(labels)} labels, {len(seeds)} seeds")
+        device = next(self.generator.parameters()).device
+        out = []
+        with torch.inference_mode():
+            for emb, label, seed in zip(embeddings, labels, seeds, strict=True):
+                rng = torch.Generator(device=device).manual_seed(seed)
+                z = self.generator.sample_z(1, rng)  # (1, z_dim)
+                planes = self.generator.planes(emb[None].to(device), z=z, truncation_psi=truncation_psi)
+                out.append(Generation(self, label, seed, planes))  # planes (1, 3, C, R, R)
+        return out
+
+    def generate(self, prompts: list[str], seeds: list[int], truncation_psi: float = 1.0) -> list[Generation]:
+        """prompts[i] with seeds[i], for every i."""
+        return self.synthesize(self.encode(prompts), prompts, seeds, truncation_psi)
+
+    def __call__(self, prompt: str, seed: int = 0, truncation_psi: float = 1.0) -> Generation:
+        return self.generate([prompt], [seed], truncation_psi)[0]
+
+    def interpolate(
+        self, prompt_a: str, prompt_b: str, steps: int, seed: int = 0, truncation_psi: float = 1.0
+    ) -> list[Generation]:
+        """``steps`` generations from prompt_a to prompt_b with one z, as the paper's interpolations."""
+        a, b = self.encode([prompt_a, prompt_b])  # (D,), (D,)
+        labels = [f"{prompt_a} -> {prompt_b} @ {t:.2f}" for t in torch.linspace(0, 1, steps).tolist()]
+        return self.synthesize(embedding_path(a, b, steps), labels, [seed] * steps, truncation_psi)
+
+
+def embedding_path(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+    """``steps`` embeddings from a (D,) to b (D,), both included: (steps, D)."""
+    if steps < 2:
+        raise OptionError(f"steps must be >= 2 for an interpolation, got {steps}")
+    return torch.stack([interpolate_embeddings(a, b, t) for t in torch.linspace(0, 1, steps).tolist()])
+
+
+def generation_mesh_config(generator, mesh_config: MeshConfig | None = None) -> MeshConfig:
+    """``mesh_config`` (default: `MeshConfig()`) with an unset level resolved for this generator.
+
+    The default level is where one stratified render sample (a box edge split ``num_stratified`` ways) is
+    half opaque (`default_sigma_level`), so the mesh surface is where the student's own images show it.
+    """
+    mesh_config = mesh_config or MeshConfig()
+    if mesh_config.sigma_level is not None:
+        return mesh_config
+    spacing = 2 * BOX_HALF / generator.config.render.num_stratified
+    return replace(mesh_config, sigma_level=default_sigma_level(spacing))
+
+
+def interpolate_embeddings(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation of the direction with a linear one of the norm: (D,), (D,) -> (D,).
+
+    Sentence embeddings such as minilm's are unit vectors; a straight lerp cuts through the sphere and
+    its midpoints are shorter than anything the generator saw in training. Slerping the direction stays
+    on it, and interpolating the norm keeps encoders with unnormalised outputs (clip) consistent too.
+    """
+    na, nb = a.norm(), b.norm()
+    ua, ub = a / na, b / nb
+    omega = torch.arccos((ua * ub).sum().clamp(-1.0, 1.0))
+    if float(omega) < 1e-4:  # (nearly) the same direction: slerp's weights are 0/0
+        direction = (1 - t) * ua + t * ub
+    else:
+        direction = (torch.sin((1 - t) * omega) * ua + torch.sin(t * omega) * ub) / torch.sin(omega)
+    return direction / direction.norm() * ((1 - t) * na + t * nb)

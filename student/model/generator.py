@@ -1,0 +1,207 @@
+"""The text-conditioned tri-plane generator and its inference API.
+
+prompt embedding (+ z) --mapping--> w --synthesis--> tri-planes (B, 3, C, R, R): the 3D asset, in one forward
+pass. Rendering an asset: rays from the shared cameras, tri-plane decoder queried at stratified + importance
+samples, alpha compositing onto white at the neural-rendering resolution, super-resolution to the output.
+
+Stable API used by generation (`et3d-gen`): `from_pretrained`, `config`, `text_encoder_name`, `text_dim`,
+`sample_z`, `planes`, `query`, `render`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from pipeline.atomic import atomic_path, atomic_write_json
+from pipeline.cameras import orbit_cameras
+from student.checkpoint import MODEL_CONFIG, MODEL_WEIGHTS
+from student.config import SCHEMA_VERSION, GeneratorConfig, from_dict, to_dict
+from student.model.decoder import RGB, TriplaneDecoder
+from student.model.mapping import MappingNetwork
+from student.model.superres import SuperResolution, plane_code
+from student.model.synthesis import NUM_PLANES, TriplaneSynthesis
+from student.render.rays import camera_rays
+from student.render.renderer import VolumeRenderer
+from student.render.triplane import sample_triplane
+
+MODEL_KIND = "et3d-triplane-generator"
+
+
+@dataclass(frozen=True)
+class Rendering:
+    image: torch.Tensor  # (B, V, 3, H, W) super-resolved output (not clamped: the discriminator sees it raw)
+    raw: torch.Tensor  # (B, V, 3, h, w) raw RGB of the neural rendering
+    opacity: torch.Tensor  # (B, V, h, w)
+
+
+class TriplaneGenerator(nn.Module):
+    def __init__(self, cfg: GeneratorConfig, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if cfg.text_dim < 1 or not cfg.text_encoder:
+            raise ValueError(f"text_encoder and text_dim must be set (got {cfg.text_encoder!r}, {cfg.text_dim})")
+        generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.cfg = cfg
+        self.mapping = MappingNetwork(cfg.mapping, cfg.text_dim, generator=generator)
+        self.synthesis = TriplaneSynthesis(cfg.synthesis, cfg.mapping.w_dim, generator=generator)
+        self.decoder = TriplaneDecoder(cfg.decoder, cfg.synthesis.plane_channels, generator=generator)
+        self.superres = SuperResolution(
+            cfg.superres,
+            cfg.render.resolution,
+            cfg.decoder.feature_channels,
+            NUM_PLANES * cfg.synthesis.plane_channels,
+            generator=generator,
+        )
+        self.renderer = VolumeRenderer(cfg.render.num_stratified, cfg.render.num_importance)
+
+    # --- description -------------------------------------------------------------------------------------
+    @property
+    def config(self) -> GeneratorConfig:
+        return self.cfg
+
+    @property
+    def text_encoder_name(self) -> str:
+        return self.cfg.text_encoder
+
+    @property
+    def text_dim(self) -> int:
+        return self.cfg.text_dim
+
+    @property
+    def device(self) -> torch.device:
+        return self.synthesis.const.device
+
+    # --- prompt -> tri-planes ------------------------------------------------------------------------------
+    def sample_z(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(batch, z_dim) standard normal latents on the module's device."""
+        return torch.randn(batch, self.cfg.mapping.z_dim, generator=generator, device=self.device)
+
+    def default_mapping_camera(self, batch: int) -> torch.Tensor | None:
+        """The camera label w is conditioned on at inference when the mapping is camera-conditioned: a front
+        view at the middle of the teacher's elevations (EG3D conditions generation on a fixed pose too)."""
+        if not self.cfg.mapping.camera_cond:
+            return None
+        cam = self.cfg.camera
+        elevation = sum(cam.elevation_range) / 2
+        label = orbit_cameras(1, elevation, radius=cam.radius, fovy_deg=cam.fovy_deg).eg3d_label()  # (1, 25)
+        return label.to(self.device).expand(batch, -1)
+
+    def mapping_w(self, text_emb: torch.Tensor, z: torch.Tensor, camera: torch.Tensor | None = None) -> torch.Tensor:
+        """text_emb (B, D), z (B, z_dim), camera (B, 25) or None (= the default) -> w (B, w_dim)."""
+        if camera is None:
+            camera = self.default_mapping_camera(z.shape[0])
+        return self.mapping(z, text_emb, camera)
+
+    def planes(
+        self,
+        text_emb: torch.Tensor,
+        z: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        truncation_psi: float = 1.0,
+    ) -> torch.Tensor:
+        """text_emb (B, D) -> tri-planes (B, 3, C, R, R) (XY, XZ, YZ). z (B, z_dim) or drawn from `generator`.
+
+        truncation_psi < 1 moves w towards the mean w of the same prompt (over `mapping.truncation_samples`
+        fixed latents): StyleGAN's truncation trick, made conditional so that it keeps the prompt.
+        """
+        b = text_emb.shape[0]
+        assert text_emb.shape == (b, self.text_dim), (
+            f"text_emb must be (B, {self.text_dim}), got {tuple(text_emb.shape)}"
+        )
+        z = self.sample_z(b, generator) if z is None else z
+        w = self.mapping_w(text_emb, z)
+        if truncation_psi != 1.0:
+            k = self.cfg.mapping.truncation_samples
+            # The same k fixed latents for every sample: the centre is a function of the prompt alone.
+            zs = self.sample_z(k, torch.Generator(device=z.device).manual_seed(0)).repeat(b, 1)  # (B*k, z_dim)
+            centre = self.mapping_w(text_emb.repeat_interleave(k, dim=0), zs).view(b, k, -1).mean(dim=1)  # (B, w_dim)
+            w = centre + truncation_psi * (w - centre)
+        return self.synthesis(w)
+
+    # --- tri-planes -> density, colour, images -------------------------------------------------------------
+    def field(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """planes (B, 3, C, R, R), points (B, P, 3) -> sigma (B, P), features (B, P, F)."""
+        return self.decoder(sample_triplane(planes, points))
+
+    def query(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """planes (B, 3, C, R, R), points (B, P, 3) in world units -> sigma (B, P), rgb (B, P, 3) in [0, 1]."""
+        sigma, features = self.field(planes, points)
+        return sigma, features[..., :RGB].clamp(0, 1)
+
+    def render_views(
+        self,
+        planes: torch.Tensor,
+        c2w: torch.Tensor,
+        fovy: torch.Tensor,
+        raw_resolution: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Rendering:
+        """planes (B, 3, C, R, R), c2w (B, V, 4, 4), fovy (B, V) -> Rendering. generator jitters the samples
+        (training); None renders deterministically (evaluation)."""
+        b, v = fovy.shape
+        assert planes.shape[:2] == (b, NUM_PLANES), f"planes {tuple(planes.shape)} for {b} samples"
+        h = raw_resolution or self.cfg.render.resolution
+        origins, dirs = camera_rays(c2w, fovy, h)  # (B, V*h*h, 3)
+        out = self.renderer(lambda p: self.field(planes, p), origins, dirs, generator)
+        feats = out.features.reshape(b * v, h, h, -1).permute(0, 3, 1, 2)  # (B, V*h*h, F) -> (BV, F, h, h)
+        code = plane_code(planes).repeat_interleave(v, dim=0)  # (B, 3C) -> (BV, 3C)
+        image = self.superres(feats, code)  # (BV, 3, H, H)
+        size = image.shape[-1]
+        return Rendering(
+            image=image.reshape(b, v, RGB, size, size),
+            raw=feats[:, :RGB].reshape(b, v, RGB, h, h),
+            opacity=out.opacity.reshape(b, v, h, h),
+        )
+
+    def render(
+        self, planes: torch.Tensor, c2w: torch.Tensor, fovy: torch.Tensor, resolution: int | None = None
+    ) -> torch.Tensor:
+        """planes (B, 3, C, R, R), c2w (B, V, 4, 4), fovy (B, V) degrees -> final images (B, V, 3, H, W) in [0, 1].
+
+        resolution: output side, a multiple of the super-resolution factor (default: the trained output size).
+        Deterministic (no sample jitter).
+        """
+        factor = self.superres.factor
+        if resolution is not None and (resolution < factor or resolution % factor):
+            raise ValueError(
+                f"resolution must be a positive multiple of the super-resolution factor {factor}, got {resolution}"
+            )
+        raw_res = None if resolution is None else resolution // factor
+        return self.render_views(planes, c2w, fovy, raw_res).image.clamp(0, 1)
+
+    # --- persistence ---------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write `config.json` (schema version, generator config) and `model.safetensors`; returns the dir."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: t.detach().cpu().contiguous() for k, t in self.state_dict().items()}
+        with atomic_path(directory / MODEL_WEIGHTS) as tmp:
+            save_file(state, str(tmp))
+        atomic_write_json(
+            directory / MODEL_CONFIG,
+            {"schema_version": SCHEMA_VERSION, "kind": MODEL_KIND, "generator": to_dict(self.cfg)},
+        )
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: torch.device | str = "cpu") -> TriplaneGenerator:
+        """Rebuild the generator saved by `save_pretrained` (in a training checkpoint: the EMA generator)."""
+        directory = Path(directory)
+        config_path, weights_path = directory / MODEL_CONFIG, directory / MODEL_WEIGHTS
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} not found: not a checkpoint directory (see find_latest_checkpoint)")
+        meta = json.loads(config_path.read_text())
+        if meta.get("kind") != MODEL_KIND or meta.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(
+                f"{config_path}: kind {meta.get('kind')!r} schema {meta.get('schema_version')!r}; "
+                f"this code reads kind {MODEL_KIND!r} schema {SCHEMA_VERSION}"
+            )
+        model = cls(from_dict(GeneratorConfig, meta["generator"], "generator"))
+        model.load_state_dict(load_file(str(weights_path)))
+        return model.to(device).eval()

@@ -1,0 +1,100 @@
+"""What one `et3d-train` invocation will do: the resolved config, the data, the run directory, the resume point.
+
+Resolution order: the preset, then `--key=value` overrides, then what the shards record (text encoder and
+dimension, view count, resolution, camera radius and field of view). A run resumes by default from the newest
+checkpoint of the newest run of the same preset under `--out`, in that run's directory and with its saved
+config (overrides still apply on top); otherwise it starts `runs/train/<NNNNN>-<preset>/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.shards import list_shards
+from student.checkpoint import find_latest_checkpoint, run_dirs
+from student.config import TrainConfig, from_dict, to_dict
+from student.overrides import apply_overrides
+from student.presets import get_preset
+from student.train.dataset_info import DatasetInfo, scan_shards
+from student.train.state import read_run_config
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    config: TrainConfig
+    shards: list[Path]
+    dataset: DatasetInfo
+    run_dir: Path
+    resume_from: Path | None
+    workers: int
+
+    def describe(self) -> str:
+        d = self.dataset
+        lines = [
+            f"run dir:      {self.run_dir}" + ("" if self.run_dir.exists() else " (new)"),
+            f"resume from:  {self.resume_from or 'nothing (fresh start)'}",
+            f"data:         {len(self.shards)} shard(s), {d.num_samples} samples, {len(d.prompts)} prompts, "
+            f"teacher {d.teacher}, {d.num_views} views at {d.resolution}px",
+            f"text encoder: {d.text_encoder} ({d.text_dim}-d)",
+            f"workers:      {self.workers} data-parallel x {self.config.data.num_workers} loader processes",
+            "config:",
+            json.dumps(to_dict(self.config), indent=2),
+        ]
+        return "\n".join(lines)
+
+
+def resolve_against_data(cfg: TrainConfig, info: DatasetInfo) -> TrainConfig:
+    """Fill the text encoder and camera defaults from the shards; conflicting explicit values raise."""
+    gen = cfg.generator
+    for name, want, have in (
+        ("text_encoder", gen.text_encoder, info.text_encoder),
+        ("text_dim", gen.text_dim, info.text_dim),
+    ):
+        if want and want != have:
+            raise ValueError(f"generator.{name}={want!r} but the shards were encoded with {have!r}")
+    camera = gen.camera
+    if camera.resolution and camera.resolution != info.resolution:
+        raise ValueError(
+            f"generator.camera.resolution={camera.resolution} but the shards hold {info.resolution}px views"
+        )
+    camera = dataclasses.replace(
+        camera, radius=info.radius, fovy_deg=info.fovy_deg, num_views=info.num_views, resolution=info.resolution
+    )
+    gen = dataclasses.replace(gen, text_encoder=info.text_encoder, text_dim=info.text_dim, camera=camera)
+    return dataclasses.replace(cfg, generator=gen)
+
+
+def next_run_dir(root: Path, preset: str) -> Path:
+    runs = run_dirs(root)
+    number = runs[-1][0] + 1 if runs else 0
+    return Path(root) / f"{number:05d}-{preset}"
+
+
+def make_plan(
+    *,
+    data: Path,
+    out: Path,
+    preset: str,
+    overrides: list[str],
+    resume: bool | Path = True,
+    workers: int = 1,
+) -> TrainPlan:
+    """resume: True = newest checkpoint of this preset under `out` if any; False = fresh run; a path = that one."""
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    shards = list_shards(data)
+    if not shards:
+        raise FileNotFoundError(f"no shards (*.tar) in {data}; make them with `make dump`")
+    info = scan_shards(shards)
+    checkpoint = Path(resume) if isinstance(resume, Path) else find_latest_checkpoint(out, preset) if resume else None
+    if checkpoint is not None:
+        base = from_dict(TrainConfig, read_run_config(checkpoint))
+        run_dir = checkpoint.parent.parent
+    else:
+        base = get_preset(preset)
+        run_dir = next_run_dir(out, preset)
+    cfg = resolve_against_data(apply_overrides(base, overrides), info)
+    return TrainPlan(cfg, shards, info, run_dir, checkpoint, workers)

@@ -1,0 +1,50 @@
+"""Preview grids: fixed prompts and latents rendered around an orbit, one PNG per `preview_every` steps.
+
+Rows are (prompt, seed) pairs in the order of `previews/prompts.txt`, columns the orbit's views. The same
+latents and cameras every time, so a sequence of grids shows the model changing, not the sampling.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pipeline.atomic import atomic_path, atomic_write_text
+from pipeline.cameras import orbit_cameras
+from student.config import CameraDefaults
+from student.eval.oracle_accuracy import to_uint8_views
+from student.model.generator import TriplaneGenerator
+
+PREVIEW_SEED = 7
+
+
+@torch.no_grad()
+def render_preview(
+    G: TriplaneGenerator, emb: torch.Tensor, seeds: int, camera: CameraDefaults, azimuth_start_deg: float = 30.0
+) -> np.ndarray:
+    """emb (P, D) -> grid (P * seeds * H, V * W, 3) uint8."""
+    p = emb.shape[0]
+    z = G.sample_z(p * seeds, torch.Generator(device=G.device).manual_seed(PREVIEW_SEED))
+    planes = G.planes(emb.to(G.device).repeat_interleave(seeds, dim=0), z)
+    elevation = sum(camera.elevation_range) / 2
+    cams = orbit_cameras(camera.num_views, elevation, azimuth_start_deg, radius=camera.radius, fovy_deg=camera.fovy_deg)
+    n = p * seeds
+    c2w = cams.c2w.to(G.device).expand(n, -1, -1, -1)  # (V, 4, 4) -> (N, V, 4, 4)
+    fovy = cams.fovy_deg.to(G.device).expand(n, -1)
+    views = to_uint8_views(G.render(planes, c2w, fovy)).cpu()  # (N, V, H, W, 3)
+    _, v, h, w, _ = views.shape
+    return views.permute(0, 2, 1, 3, 4).reshape(n * h, v * w, 3).numpy()  # (N, H, V, W, 3) -> (N*H, V*W, 3)
+
+
+def save_preview(path: Path, grid: np.ndarray) -> Path:
+    with atomic_path(path) as tmp:
+        Image.fromarray(grid).save(tmp, format="PNG")
+    return path
+
+
+def write_preview_index(directory: Path, prompts: list[str], seeds: int) -> Path:
+    rows = [f"{prompt}\tseed {s}" for prompt in prompts for s in range(seeds)]
+    return atomic_write_text(Path(directory) / "prompts.txt", "\n".join(rows) + "\n")

@@ -1,0 +1,139 @@
+"""Training state: what a checkpoint holds and restores, so a resumed run continues bit for bit.
+
+A checkpoint directory (written atomically with `pipeline.atomic.atomic_dir`) holds
+- `config.json` + `model.safetensors`: the EMA generator, loadable by `TriplaneGenerator.from_pretrained`;
+- `train_state.safetensors`: G, D and both Adam states (tensors only, never pickle);
+- `train_state.json`: step, images seen, training wall-clock, data position, Adam hyper-parameters;
+- `train_config.json`: the resolved run config.
+
+Randomness needs no saved generator state: every step draws from a generator seeded by (seed, rank, step)
+(`step_generator`), and the data order is fixed by (seed, epoch) plus the saved data position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from pipeline.atomic import atomic_dir
+from student.config import SCHEMA_VERSION, TrainConfig, to_dict
+from student.model.generator import TriplaneGenerator
+from student.train.batch_stream import DataPosition
+
+TRAIN_STATE = "train_state.safetensors"
+TRAIN_META = "train_state.json"
+RUN_CONFIG = "train_config.json"
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int = 0  # optimisation steps completed
+    nimg: int = 0  # real images shown to D, all workers together
+    elapsed_s: float = 0.0  # training wall-clock, summed over resumed sessions
+    cpu_s: float = 0.0  # CPU time of the training process, summed likewise (load-independent effort)
+    data: DataPosition = DataPosition()
+
+
+def step_generator(
+    seed: int, rank: int, step: int, device: torch.device | str = "cpu", stream: int = 0
+) -> torch.Generator:
+    """A generator for one step of one worker. Stream 0 (on the model's device) draws z, sample jitter and the
+    regularisers; stream 1 (CPU) picks the teacher views. Distinct streams get unrelated seeds."""
+    digest = hashlib.sha256(f"{seed}|{rank}|{step}|{stream}".encode()).digest()
+    return torch.Generator(device=device).manual_seed(int.from_bytes(digest[:8], "big") >> 1)
+
+
+def _prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}{k}": v.detach().cpu().contiguous() for k, v in tensors.items()}
+
+
+def _optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    sd = opt.state_dict()
+    tensors = {}
+    for index, state in sd["state"].items():
+        for name, value in state.items():
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"optimizer state {name!r} is a {type(value).__name__}, expected a tensor")
+            tensors[f"{prefix}{index}.{name}"] = value.detach().cpu().contiguous()
+    return tensors, sd["param_groups"]
+
+
+def _optimizer_state(prefix: str, tensors: dict[str, torch.Tensor], groups: list[dict]) -> dict:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            index, name = key[len(prefix) :].split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": groups}
+
+
+def save_checkpoint(
+    path: Path,
+    *,
+    G: TriplaneGenerator,
+    G_ema: TriplaneGenerator,
+    D: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    progress: Progress,
+    run_config: TrainConfig,
+) -> Path:
+    """Write one complete checkpoint directory atomically; returns its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    g_tensors, g_groups = _optimizer_tensors("opt_g.", opt_g)
+    d_tensors, d_groups = _optimizer_tensors("opt_d.", opt_d)
+    tensors = {**_prefixed("G.", G.state_dict()), **_prefixed("D.", D.state_dict()), **g_tensors, **d_tensors}
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "step": progress.step,
+        "nimg": progress.nimg,
+        "elapsed_s": progress.elapsed_s,
+        "cpu_s": progress.cpu_s,
+        "data": {"epoch": progress.data.epoch, "batch": progress.data.batch},
+        "opt_g_param_groups": g_groups,
+        "opt_d_param_groups": d_groups,
+    }
+    with atomic_dir(path) as tmp:
+        G_ema.save_pretrained(tmp)
+        save_file(tensors, str(tmp / TRAIN_STATE))
+        (tmp / TRAIN_META).write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / RUN_CONFIG).write_text(json.dumps(to_dict(run_config), indent=2) + "\n")
+    return path
+
+
+def load_checkpoint(
+    path: Path,
+    *,
+    G: TriplaneGenerator,
+    G_ema: TriplaneGenerator,
+    D: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+) -> Progress:
+    """Restore models and optimisers in place from a checkpoint directory; returns where training stood."""
+    path = Path(path)
+    meta = json.loads((path / TRAIN_META).read_text())
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(
+            f"{path}: training state schema {meta.get('schema_version')!r}, this code reads {SCHEMA_VERSION}"
+        )
+    tensors = load_file(str(path / TRAIN_STATE))
+    G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
+    D.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")})
+    G_ema.load_state_dict(TriplaneGenerator.from_pretrained(path).state_dict())
+    opt_g.load_state_dict(_optimizer_state("opt_g.", tensors, meta["opt_g_param_groups"]))
+    opt_d.load_state_dict(_optimizer_state("opt_d.", tensors, meta["opt_d_param_groups"]))
+    data = DataPosition(int(meta["data"]["epoch"]), int(meta["data"]["batch"]))
+    return Progress(int(meta["step"]), int(meta["nimg"]), float(meta["elapsed_s"]), float(meta["cpu_s"]), data)
+
+
+def read_run_config(path: Path) -> dict:
+    """The resolved run config stored in a checkpoint directory (a dict; rebuild with `config.from_dict`)."""
+    return json.loads((Path(path) / RUN_CONFIG).read_text())

@@ -1,0 +1,264 @@
+"""The GAN trainer: teacher views from shards vs student renders at the same cameras.
+
+One iteration (`Trainer.step`): draw z, render the batch at the teacher's cameras once, take a generator step
+against the (frozen) discriminator, then a discriminator step on the same renders detached (DESIGN §6: one
+render per iteration), the real views, mismatched texts and, every `r1_interval` steps, R1; then update the
+EMA generator. Everything random in a step comes from `step_generator(seed, rank, step)` and the data order
+from the saved data position, so an interrupted and resumed run reproduces an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from pipeline.atomic import atomic_write_json
+from pipeline.cameras import Cameras
+from pipeline.shard_reader import ShardBatch
+from student.checkpoint import CHECKPOINTS_DIR, run_checkpoints, step_dir_name
+from student.config import to_dict
+from student.model.discriminator import Discriminator, resize
+from student.model.generator import TriplaneGenerator
+from student.train.batch_stream import BatchStream, rank_shards
+from student.train.distributed import all_reduce_grads, any_rank, check_in_sync
+from student.train.ema import ema_beta, update_ema
+from student.train.interrupt import GracefulStop
+from student.train.loss import (
+    density_smoothness,
+    discriminator_loss,
+    generator_loss,
+    mismatch_loss,
+    r1_penalty,
+)
+from student.train.monitor import Monitor
+from student.train.plan import TrainPlan
+from student.train.state import Progress, load_checkpoint, save_checkpoint, step_generator
+from student.train.stats import first_non_finite
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; training stopped without writing a checkpoint of the broken state."""
+
+
+def select_views(
+    batch: ShardBatch, k: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """k distinct random views of each sample: images (B, k, 3, H, W) in [0, 1], c2w (B, k, 4, 4), fovy (B, k)."""
+    b, v = batch.fovy.shape
+    if not 1 <= k <= v:
+        raise ValueError(f"optim.views_per_sample must lie in [1, {v}], got {k}")
+    pick = torch.rand(b, v, generator=generator).argsort(dim=1)[:, :k]  # (B, k)
+    images = batch.images()  # (B, V, 3, H, W)
+    index = pick.view(b, k, 1, 1, 1).expand(b, k, *images.shape[2:])
+    return (
+        images.gather(1, index),
+        batch.cameras.gather(1, pick.view(b, k, 1, 1).expand(b, k, 4, 4)),
+        batch.fovy.gather(1, pick),
+    )
+
+
+class Trainer:
+    def __init__(
+        self,
+        plan: TrainPlan,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        device: torch.device | str = "cpu",
+        progress_bar: bool = True,
+    ) -> None:
+        # Subnormal floats in the transmittance products slowed the CPU backward pass by ~50% (DESIGN §6).
+        torch.set_flush_denormal(True)
+        self.plan, self.cfg, self.rank, self.world = plan, plan.config, rank, world
+        self.device = torch.device(device)
+        self.progress_bar = progress_bar and rank == 0
+        cfg = self.cfg
+        init = torch.Generator().manual_seed(cfg.seed)  # identical initial weights on every worker
+        self.G = TriplaneGenerator(cfg.generator, generator=init).to(self.device).train()
+        self.D = Discriminator(
+            cfg.discriminator, cfg.generator.superres.output_resolution, cfg.generator.text_dim, generator=init
+        ).to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        o = cfg.optim
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=o.betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=o.betas)
+        self.progress = Progress()
+        if plan.resume_from is not None:
+            self.progress = load_checkpoint(
+                plan.resume_from, G=self.G, G_ema=self.G_ema, D=self.D, opt_g=self.opt_g, opt_d=self.opt_d
+            )
+        self.stream = BatchStream(
+            rank_shards(plan.shards, rank, world),
+            o.batch_size,
+            seed=cfg.seed,
+            num_workers=cfg.data.num_workers,
+            start=self.progress.data,
+        )
+        self.last_checkpoint: Path | None = plan.resume_from
+
+    # --- one iteration -------------------------------------------------------------------------------------
+    def step(self, batch: ShardBatch, step: int) -> dict[str, float]:
+        """One G step and one D step on `batch`; returns the scalar losses. Raises NonFiniteLossError."""
+        cfg, loss_cfg, dev = self.cfg, self.cfg.loss, self.device
+        rng = step_generator(cfg.seed, self.rank, step, dev)  # z, jitter, regularisers (on the model's device)
+        real, c2w, fovy = select_views(
+            batch, cfg.optim.views_per_sample, step_generator(cfg.seed, self.rank, step, "cpu", 1)
+        )
+        b, k = fovy.shape
+        real, c2w, fovy, emb = real.to(dev), c2w.to(dev), fovy.to(dev), batch.emb.to(dev)
+        labels = Cameras(c2w.reshape(b * k, 4, 4), fovy.reshape(b * k), 1).eg3d_label()  # (BK, 25)
+        text = emb.repeat_interleave(k, dim=0)  # (B, D) -> (BK, D)
+        d_camera = labels if cfg.discriminator.camera_cond else None
+
+        # Generator step. D's weights are frozen; its input gradients flow into G.
+        self.D.requires_grad_(False)
+        z = self.G.sample_z(b, rng)
+        w = self.G.mapping(z, emb, self._mapping_camera(labels[::k], rng))
+        planes = self.G.synthesis(w)
+        fake = self.G.render_views(planes, c2w, fovy, generator=rng)
+        fake_img, fake_raw = fake.image.flatten(0, 1), fake.raw.flatten(0, 1)  # (BK, 3, H, W), (BK, 3, h, w)
+        loss_g = generator_loss(self.D(fake_img, fake_raw, text, d_camera))
+        values = {"loss/G": loss_g.item()}
+        total_g = loss_g
+        if loss_cfg.density_reg > 0 and step % loss_cfg.density_reg_interval == 0:
+            reg = density_smoothness(
+                lambda p: self.G.field(planes, p)[0], b, loss_cfg.density_reg_points, loss_cfg.density_reg_eps, rng, dev
+            )
+            total_g = total_g + reg * (loss_cfg.density_reg * loss_cfg.density_reg_interval)  # lazy: scaled by interval
+            values["loss/density"] = reg.item()
+        self._check(values, step)
+        self.opt_g.zero_grad(set_to_none=True)
+        total_g.backward()
+        all_reduce_grads(self.G, self.world)
+        self.opt_g.step()
+
+        # Discriminator step on the same renders, detached.
+        self.D.requires_grad_(True)
+        fake_logits = self.D(fake_img.detach(), fake_raw.detach(), text, d_camera)
+        do_r1 = loss_cfg.r1_gamma > 0 and step % loss_cfg.r1_interval == 0
+        real_img = resize(real.flatten(0, 1), fake_img.shape[-1])  # (BK, 3, H, W); no-op at the output size
+        # The real raw image: the view filtered down to the rendering resolution (EG3D's filtered_resizing).
+        real_raw = resize(real_img, fake_raw.shape[-1])
+        # Separate leaves, so that R1 penalises the gradient with respect to each input of the dual D (EG3D).
+        real_img, real_raw = real_img.detach().requires_grad_(do_r1), real_raw.detach().requires_grad_(do_r1)
+        real_features = self.D.features(real_img, real_raw)
+        real_logits = self.D.score(real_features, self.D.condition(text, d_camera))
+        total_d = discriminator_loss(real_logits, fake_logits)
+        values.update(
+            {"loss/D": total_d.item(), "D/real": real_logits.mean().item(), "D/fake": fake_logits.mean().item()}
+        )
+        if loss_cfg.mismatch_weight > 0:
+            perm = torch.randperm(b, generator=rng, device=dev)
+            valid = torch.tensor(
+                [batch.prompts[i] != batch.prompts[j] for i, j in enumerate(perm.tolist())], device=dev
+            )
+            other = perm.repeat_interleave(k) * k + torch.arange(b * k, device=dev) % k  # (BK,) same view, other text
+            mis = mismatch_loss(
+                self.D.score(real_features, self.D.condition(text[other], d_camera)), valid.repeat_interleave(k)
+            )
+            total_d = total_d + loss_cfg.mismatch_weight * mis
+            values["loss/mismatch"] = mis.item()
+        if do_r1:
+            r1 = r1_penalty(real_logits, [real_img, real_raw])
+            total_d = total_d + r1 * (loss_cfg.r1_gamma / 2 * loss_cfg.r1_interval)  # lazy: scaled by interval
+            values["loss/r1"] = r1.item()
+        self._check(values, step)
+        self.opt_d.zero_grad(set_to_none=True)
+        total_d.backward()
+        all_reduce_grads(self.D, self.world)
+        self.opt_d.step()
+
+        images = b * k * self.world
+        nimg = self.progress.nimg + images
+        update_ema(self.G_ema, self.G, ema_beta(images, nimg, cfg.optim.ema_kimg, cfg.optim.ema_rampup))
+        return values
+
+    def _mapping_camera(self, labels: torch.Tensor, rng: torch.Generator) -> torch.Tensor | None:
+        """The camera w is conditioned on: the rendered one, or with camera_swap_prob a random other one from the
+        batch (EG3D's generator pose conditioning regularisation, gpc_reg_prob)."""
+        m = self.cfg.generator.mapping
+        if not m.camera_cond:
+            return None
+        b = labels.shape[0]
+        swap = torch.rand(b, generator=rng, device=self.device) < m.camera_swap_prob
+        other = labels[torch.randperm(b, generator=rng, device=self.device)]
+        return torch.where(swap.unsqueeze(1), other, labels)
+
+    def _check(self, values: dict[str, float], step: int) -> None:
+        bad = first_non_finite(values)
+        if bad is not None:
+            where = self.last_checkpoint or "none written yet"
+            raise NonFiniteLossError(f"{bad[0]} = {bad[1]} at step {step}; last good checkpoint: {where}")
+
+    # --- the loop ------------------------------------------------------------------------------------------
+    def save(self) -> Path:
+        run_dir = self.plan.run_dir
+        path = run_dir / CHECKPOINTS_DIR / step_dir_name(self.progress.step)
+        save_checkpoint(
+            path, G=self.G, G_ema=self.G_ema, D=self.D, opt_g=self.opt_g, opt_d=self.opt_d,
+            progress=self.progress, run_config=self.cfg,
+        )  # fmt: skip
+        self.last_checkpoint = path
+        for _, old in run_checkpoints(run_dir)[: -self.cfg.schedule.keep_checkpoints]:
+            shutil.rmtree(old)
+        return path
+
+    def _budget_spent(self, elapsed: float) -> bool:
+        s = self.cfg.schedule
+        return (s.steps > 0 and self.progress.step >= s.steps) or (s.minutes > 0 and elapsed >= s.minutes * 60)
+
+    def train(self) -> Progress:
+        """Train until the step or time budget is spent or a stop is requested; checkpoint at exit."""
+        main = self.rank == 0
+        monitor = Monitor(self.plan, self.G_ema) if main else None
+        if main:
+            self.plan.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.plan.run_dir / "config.json", to_dict(self.cfg))
+            if self.progress.step == 0:
+                monitor.evaluate(self.progress)
+        sched, started, elapsed0 = self.cfg.schedule, time.monotonic(), self.progress.elapsed_s
+        cpu_started, cpu0 = time.process_time(), self.progress.cpu_s
+        saved_step = self.progress.step if self.plan.resume_from is not None else -1
+        bar = tqdm(total=sched.steps or None, initial=self.progress.step, unit="step", disable=not self.progress_bar)
+        with GracefulStop() as stop:
+            batches = iter(self.stream)
+            while not any_rank(
+                self._budget_spent(elapsed0 + time.monotonic() - started) or bool(stop.requested),
+                self.world,
+                self.device,
+            ):
+                step_started = time.monotonic()
+                values = self.step(next(batches), self.progress.step)
+                self.progress = Progress(
+                    step=self.progress.step + 1,
+                    nimg=self.progress.nimg + self.cfg.optim.batch_size * self.cfg.optim.views_per_sample * self.world,
+                    elapsed_s=elapsed0 + time.monotonic() - started,
+                    cpu_s=cpu0 + time.process_time() - cpu_started,
+                    data=self.stream.position,
+                )
+                bar.update(1)
+                if not main:
+                    continue
+                step = self.progress.step
+                monitor.log(self.progress, values, time.monotonic() - step_started)
+                bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in values.items() if k.startswith("loss/")})
+                if sched.eval_every and step % sched.eval_every == 0:
+                    monitor.evaluate(self.progress)
+                if sched.preview_every and step % sched.preview_every == 0:
+                    monitor.preview(self.progress)
+                if sched.checkpoint_every and step % sched.checkpoint_every == 0:
+                    self.save()
+                    saved_step = step
+        bar.close()
+        check_in_sync(self.G, self.world)
+        check_in_sync(self.D, self.world)
+        if main:
+            if saved_step != self.progress.step:
+                self.save()
+            monitor.finish(self.progress, stop.requested, self.last_checkpoint)
+        return self.progress

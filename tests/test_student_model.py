@@ -1,0 +1,188 @@
+"""The generator's parts and its inference API on the tiny preset: shapes, conventions, persistence."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from test_student_support import one_torch_thread
+
+from pipeline.cameras import orbit_cameras
+from student.checkpoint import MODEL_CONFIG
+from student.model.discriminator import Discriminator
+from student.model.generator import TriplaneGenerator
+from student.model.modulated_conv import modulated_conv2d
+from student.presets import tiny
+from student.render.triplane import PLANE_NAMES, sample_triplane
+
+TEXT_DIM = 16
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_torch_thread():
+        yield
+
+
+def tiny_generator(**mapping) -> TriplaneGenerator:
+    cfg = tiny().generator
+    cfg = dataclasses.replace(
+        cfg, text_encoder="onehot-test", text_dim=TEXT_DIM, mapping=dataclasses.replace(cfg.mapping, **mapping)
+    )
+    return TriplaneGenerator(cfg, generator=torch.Generator().manual_seed(0))
+
+
+def cameras(b: int, v: int):
+    cams = orbit_cameras(v, 15.0)
+    return cams.c2w.expand(b, v, 4, 4), cams.fovy_deg.expand(b, v)
+
+
+@pytest.fixture(scope="module")
+def G() -> TriplaneGenerator:  # noqa: N802 - the GAN literature's name
+    return tiny_generator()
+
+
+def test_inference_api_shapes_dtypes_and_ranges(G):
+    emb = torch.randn(2, TEXT_DIM)
+    planes = G.planes(emb, generator=torch.Generator().manual_seed(1))
+    cfg = G.config
+    r, c = cfg.synthesis.plane_resolution, cfg.synthesis.plane_channels
+    assert planes.shape == (2, 3, c, r, r) and planes.dtype == torch.float32
+    sigma, rgb = G.query(planes, torch.rand(2, 50, 3) * 2 - 1)
+    assert sigma.shape == (2, 50) and rgb.shape == (2, 50, 3)
+    assert (sigma >= 0).all() and (rgb >= 0).all() and (rgb <= 1).all()
+    c2w, fovy = cameras(2, 3)
+    images = G.render(planes, c2w, fovy)
+    out = cfg.superres.output_resolution
+    assert images.shape == (2, 3, 3, out, out) and images.min() >= 0 and images.max() <= 1
+    assert G.render(planes, c2w, fovy, resolution=2 * out).shape == (2, 3, 3, 2 * out, 2 * out)
+    with pytest.raises(ValueError, match="multiple of the super-resolution factor 2"):
+        G.render(planes, c2w, fovy, resolution=out + 1)
+    assert (G.text_encoder_name, G.text_dim) == ("onehot-test", TEXT_DIM)
+    assert G.sample_z(3, torch.Generator().manual_seed(0)).shape == (3, cfg.mapping.z_dim)
+
+
+def test_planes_depend_on_z_and_text_and_are_reproducible_from_a_generator(G):
+    emb = torch.randn(1, TEXT_DIM)
+    a = G.planes(emb, generator=torch.Generator().manual_seed(3))
+    b = G.planes(emb, generator=torch.Generator().manual_seed(3))
+    c = G.planes(emb, generator=torch.Generator().manual_seed(4))
+    d = G.planes(torch.randn(1, TEXT_DIM), z=G.sample_z(1, torch.Generator().manual_seed(3)))
+    assert torch.equal(a, b)
+    assert (a - c).abs().mean() > 0.05 * a.abs().mean()
+    assert (a - d).abs().mean() > 0.05 * a.abs().mean()
+
+
+def test_truncation_zero_collapses_z_and_one_is_identity(G):
+    emb = torch.randn(1, TEXT_DIM).expand(2, -1)
+    z = G.sample_z(2, torch.Generator().manual_seed(0))
+    collapsed = G.planes(emb, z, truncation_psi=0.0)
+    torch.testing.assert_close(collapsed[0], collapsed[1])
+    assert torch.equal(G.planes(emb, z, truncation_psi=1.0), G.planes(emb, z))
+
+
+def test_render_is_deterministic_and_matches_batched_and_single_views(G):
+    planes = G.planes(torch.randn(1, TEXT_DIM), generator=torch.Generator().manual_seed(0))
+    c2w, fovy = cameras(1, 4)
+    all_views = G.render(planes, c2w, fovy)
+    torch.testing.assert_close(all_views, G.render(planes, c2w, fovy), rtol=0, atol=0)
+    torch.testing.assert_close(all_views[:, 2:3], G.render(planes, c2w[:, 2:3], fovy[:, 2:3]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("plane", range(3))
+def test_a_feature_in_one_plane_reaches_exactly_the_points_projecting_onto_it(plane):
+    r = 8
+    planes = torch.zeros(1, 3, 1, r, r)
+    row, col = 5, 2  # texel centres at -1 + (2i + 1) / R
+    planes[0, plane, 0, row, col] = 1.0
+    u, v = -1 + (2 * col + 1) / r, -1 + (2 * row + 1) / r  # (width axis, height axis) coordinates
+    free = torch.linspace(-0.9, 0.9, 7)
+    axes = {"XY": (0, 1), "XZ": (0, 2), "YZ": (1, 2)}[PLANE_NAMES[plane]]
+    other = ({0, 1, 2} - set(axes)).pop()
+    hit = torch.zeros(7, 3)
+    hit[:, axes[0]], hit[:, axes[1]], hit[:, other] = u, v, free
+    miss = hit.clone()
+    miss[:, axes[1]] = v + 2.0 / r  # one texel along the plane's second axis
+    feats = sample_triplane(planes, torch.cat([hit, miss])[None])  # (1, 3, 14, 1)
+    torch.testing.assert_close(feats[0, plane, :7, 0], torch.ones(7))
+    assert feats[0, plane, 7:].abs().max() == 0
+    others = [p for p in range(3) if p != plane]
+    assert feats[0, others].abs().max() == 0, "the feature leaked into another plane"
+
+
+def test_the_three_planes_see_three_different_pairs_of_axes():
+    # A point moved along z changes what XZ and YZ read and leaves XY unchanged; likewise for x and y.
+    planes = torch.randn(1, 3, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+    p = torch.tensor([[[0.1, -0.3, 0.4]]])
+    base = sample_triplane(planes, p)[0, :, 0]  # (3, C)
+    for axis, unchanged in ((0, 2), (1, 1), (2, 0)):  # x leaves YZ, y leaves XZ, z leaves XY
+        q = p.clone()
+        q[..., axis] += 0.5
+        moved = sample_triplane(planes, q)[0, :, 0]
+        changed = [(moved[k] - base[k]).abs().max() > 1e-4 for k in range(3)]
+        assert changed == [k != unchanged for k in range(3)], (axis, changed)
+
+
+def test_modulated_conv_demodulation_makes_output_invariant_to_style_scale():
+    g = torch.Generator().manual_seed(0)
+    x, w, s = (
+        torch.randn(2, 4, 6, 6, generator=g),
+        torch.randn(5, 4, 3, 3, generator=g),
+        torch.rand(2, 4, generator=g) + 0.5,
+    )
+    a = modulated_conv2d(x, w, s)
+    torch.testing.assert_close(modulated_conv2d(x, w, 3.0 * s), a, rtol=1e-4, atol=1e-5)
+    # Against the per-sample kernel written out: W * s, normalised per output channel.
+    ref = []
+    for i in range(2):
+        k = w * s[i].view(1, 4, 1, 1)
+        k = k / k.square().sum(dim=(1, 2, 3), keepdim=True).add(1e-8).sqrt()
+        ref.append(torch.nn.functional.conv2d(x[i : i + 1], k, padding=1))
+    torch.testing.assert_close(a, torch.cat(ref), rtol=1e-4, atol=1e-5)
+
+
+def test_save_and_load_give_identical_outputs(G, tmp_path):
+    path = G.save_pretrained(tmp_path / "ckpt")
+    meta = json.loads((path / MODEL_CONFIG).read_text())
+    assert meta["schema_version"] == 1 and meta["generator"]["text_encoder"] == "onehot-test"
+    assert set(meta["generator"]["camera"]) == {"radius", "fovy_deg", "num_views", "resolution", "elevation_range"}
+    loaded = TriplaneGenerator.from_pretrained(path)
+    assert loaded.config == G.config
+    emb, z = torch.randn(2, TEXT_DIM), G.sample_z(2, torch.Generator().manual_seed(0))
+    c2w, fovy = cameras(2, 2)
+    a, b = G.planes(emb, z), loaded.planes(emb, z)
+    assert torch.equal(a, b)
+    assert torch.equal(G.render(a, c2w, fovy), loaded.render(b, c2w, fovy))
+    meta["schema_version"] = 99
+    (path / MODEL_CONFIG).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="schema 99"):
+        TriplaneGenerator.from_pretrained(path)
+
+
+def test_camera_conditioned_mapping_uses_a_default_camera_at_inference():
+    G = tiny_generator(camera_cond=True)
+    emb, z = torch.randn(2, TEXT_DIM), torch.randn(2, G.config.mapping.z_dim)
+    label = G.default_mapping_camera(2)
+    assert label.shape == (2, 25)
+    torch.testing.assert_close(G.planes(emb, z), G.synthesis(G.mapping(z, emb, label)))
+    other = orbit_cameras(1, 0.0, 90.0).eg3d_label().expand(2, -1)
+    assert not torch.allclose(G.synthesis(G.mapping(z, emb, other)), G.planes(emb, z))
+
+
+def test_discriminator_scores_depend_on_image_text_and_camera():
+    cfg = tiny()
+    D = Discriminator(cfg.discriminator, 16, TEXT_DIM, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(1)
+    img, raw, text = (
+        torch.rand(4, 3, 16, 16, generator=g),
+        torch.rand(4, 3, 8, 8, generator=g),
+        torch.randn(4, TEXT_DIM, generator=g),
+    )
+    cams = orbit_cameras(4, 10.0).eg3d_label()
+    logits = D(img, raw, text, cams)
+    assert logits.shape == (4,) and torch.isfinite(logits).all()
+    assert not torch.allclose(D(img, raw, text.flip(0), cams), logits)
+    assert not torch.allclose(D(img, raw, text, cams.flip(0)), logits)
+    assert not torch.allclose(D(img, torch.rand(4, 3, 8, 8, generator=g), text, cams), logits)  # dual input

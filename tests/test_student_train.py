@@ -1,0 +1,123 @@
+"""The trainer on the tiny preset: finite steps, NaN detection, exact resume, the run directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+from test_student_support import make_procedural_shards, one_torch_thread, tiny_plan
+
+from student.checkpoint import find_latest_checkpoint, run_checkpoints
+from student.model.generator import TriplaneGenerator
+from student.train.interrupt import GracefulStop
+from student.train.stats import read_stats
+from student.train.trainer import NonFiniteLossError, Trainer, select_views
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return make_procedural_shards(tmp_path_factory.mktemp("shards"))
+
+
+def first_batch(trainer: Trainer):
+    return next(iter(trainer.stream))
+
+
+def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_one_step_runs_a_finite_g_d_r1_and_density_step_and_moves_every_network(shards, tmp_path):
+    trainer = Trainer(tiny_plan(shards, tmp_path / "run"))
+    before_g, before_d, before_ema = params(trainer.G), params(trainer.D), params(trainer.G_ema)
+    values = trainer.step(first_batch(trainer), step=0)  # step 0: R1 and density regularisation are due
+    assert set(values) >= {"loss/G", "loss/D", "loss/r1", "loss/density", "loss/mismatch", "D/real", "D/fake"}
+    assert all(torch.isfinite(torch.tensor(v)) for v in values.values()), values
+    assert values["loss/r1"] > 0 and values["loss/density"] > 0
+    for before, module in ((before_g, trainer.G), (before_d, trainer.D), (before_ema, trainer.G_ema)):
+        after = module.state_dict()
+        moved = sum(not torch.equal(before[k], after[k]) for k in before)
+        assert moved > 0.9 * len(before), f"{type(module).__name__}: only {moved} of {len(before)} tensors changed"
+
+
+def test_select_views_picks_distinct_views_with_their_cameras(shards, tmp_path):
+    trainer = Trainer(tiny_plan(shards, tmp_path / "run"))
+    batch = first_batch(trainer)
+    images, c2w, fovy = select_views(batch, 3, torch.Generator().manual_seed(0))
+    assert images.shape == (4, 3, 3, 16, 16) and c2w.shape == (4, 3, 4, 4) and fovy.shape == (4, 3)
+    for b in range(4):
+        index = [int((batch.cameras[b] - c2w[b, k]).abs().sum(dim=(1, 2)).argmin()) for k in range(3)]
+        assert len(set(index)) == 3
+        for k, i in enumerate(index):
+            torch.testing.assert_close(images[b, k], batch.images()[b, i])
+
+
+def test_a_nan_stops_training_naming_the_step_and_the_last_good_checkpoint(shards, tmp_path):
+    plan = tiny_plan(shards, tmp_path / "run", steps=2, checkpoint_every=2, preview_every=0)
+    Trainer(plan).train()
+    last = run_checkpoints(tmp_path / "run")[-1][1]
+    trainer = Trainer(tiny_plan(shards, tmp_path / "run", resume_from=last, steps=4, preview_every=0))
+    with torch.no_grad():
+        trainer.G.decoder.out.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match=rf"loss/G = nan at step 2; last good checkpoint: {last}"):
+        trainer.train()
+    assert [s for s, _ in run_checkpoints(tmp_path / "run")] == [2], "no checkpoint of the broken state"
+
+
+def test_interrupted_then_resumed_training_matches_uninterrupted_training(shards, tmp_path):
+    # 16 samples / batch 4 = 4 batches per epoch: 6 steps cross an epoch boundary; R1 and density reg every 2.
+    straight = Trainer(tiny_plan(shards, tmp_path / "a", steps=6, checkpoint_every=0, preview_every=0))
+    straight.train()
+    first = Trainer(tiny_plan(shards, tmp_path / "b", steps=3, checkpoint_every=0, preview_every=0))
+    first.train()
+    ((_, checkpoint),) = run_checkpoints(tmp_path / "b")
+    resumed = Trainer(
+        tiny_plan(shards, tmp_path / "b", resume_from=checkpoint, steps=6, checkpoint_every=0, preview_every=0)
+    )
+    assert resumed.progress.step == 3 and resumed.progress.data.batch == 3
+    resumed.train()
+    assert resumed.progress.step == 6 and resumed.progress.nimg == straight.progress.nimg
+    for name in ("G", "D", "G_ema"):
+        a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), f"{name} differs after resuming"
+    for opt in ("opt_g", "opt_d"):
+        a, b = getattr(straight, opt).state_dict()["state"], getattr(resumed, opt).state_dict()["state"]
+        assert all(torch.equal(a[i]["exp_avg_sq"], b[i]["exp_avg_sq"]) for i in a)
+
+
+def test_training_writes_stats_previews_and_a_loadable_checkpoint_and_the_loss_moves(shards, tmp_path):
+    run = tmp_path / "00000-tiny"
+    trainer = Trainer(tiny_plan(shards, run, steps=12, checkpoint_every=8, preview_every=6))
+    trainer.train()
+    assert (run / "config.json").is_file()
+    assert sorted(p.name for p in (run / "previews").glob("*.png")) == [
+        "step-00000006.png", "step-00000012.png",
+    ]  # fmt: skip
+    assert [s for s, _ in run_checkpoints(run)] == [8, 12]
+    latest = find_latest_checkpoint(tmp_path)
+    assert latest == run / "checkpoints" / "step-00000012"
+    G = TriplaneGenerator.from_pretrained(latest)
+    assert all(torch.equal(v, trainer.G_ema.state_dict()[k]) for k, v in G.state_dict().items())
+    records = [r for r in read_stats(run / "stats.jsonl") if r["kind"] == "train"]
+    assert [r["step"] for r in records] == list(range(1, 13))
+    # D separates real from fake within a few steps: the losses move away from their starting point.
+    gap = [r["D/real"] - r["D/fake"] for r in records]
+    assert sum(gap[-4:]) / 4 > 0.05 + sum(gap[:2]) / 2, gap
+    assert read_stats(run / "stats.jsonl")[-1]["kind"] == "end"
+
+
+def test_sigterm_becomes_a_stop_request_and_handlers_are_restored():
+    previous = signal.getsignal(signal.SIGTERM)
+    with GracefulStop() as stop:
+        assert stop.requested is None
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is previous
