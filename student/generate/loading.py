@@ -19,11 +19,11 @@ HOW_TO_GET_ONE = "train one with `make train` (or `make demo` for a quick CPU ru
 def resolve_checkpoint(ckpt: str | Path | None, root: str | Path = "runs/train") -> Path:
     """The checkpoint folder to load.
 
-    None means the newest checkpoint under ``root``. A folder without ``config.json`` that holds runs or
+    None means the newest checkpoint under ``root``. A folder without weights that holds runs or
     a run's ``checkpoints/`` (``runs/train``, ``runs/train/00002-cpu``) resolves to its newest checkpoint,
     so users can point at a run; anything else is returned as given and checked by `load_generator`.
     """
-    from student.checkpoint import MODEL_CONFIG, find_latest_checkpoint, run_checkpoints
+    from student.checkpoint import MODEL_WEIGHTS, find_latest_checkpoint, run_checkpoints
 
     if ckpt is None:
         found = find_latest_checkpoint(root)
@@ -31,7 +31,8 @@ def resolve_checkpoint(ckpt: str | Path | None, root: str | Path = "runs/train")
             raise CheckpointError(f"no checkpoint found under {str(root)!r}; {HOW_TO_GET_ONE}")
         return Path(found)
     folder = Path(ckpt)
-    if folder.is_dir() and not (folder / MODEL_CONFIG).exists():
+    # A run folder has a config.json too (the run's), but no weights: only weights mark a checkpoint.
+    if folder.is_dir() and not (folder / MODEL_WEIGHTS).exists():
         in_run = run_checkpoints(folder)
         found = in_run[-1][1] if in_run else find_latest_checkpoint(folder)
         if found is not None:

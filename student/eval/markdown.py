@@ -1,0 +1,164 @@
+"""report.md, written from the metrics dictionary alone, so the report and metrics.json always agree."""
+
+from __future__ import annotations
+
+from pipeline.procedural import COLOURS, SHAPES
+
+SET_NAMES = {"train": "train", "heldout": "held-out"}
+WORST_PROMPTS = 5  # training prompts listed by lowest accuracy
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _attributes(sets: dict) -> list[str]:
+    rows = [
+        [SET_NAMES.get(name, name), str(r["prompts"]), str(r["count"]), _num(r["colour_accuracy"], 3),
+         _num(r["shape_accuracy"], 3), _num(r["both_accuracy"], 3)]
+        for name, r in sets.items()
+    ]  # fmt: skip
+    lines = [
+        "## Oracle accuracy",
+        "",
+        "Colour and shape of the student's renders as judged by the attribute oracle "
+        "(`pipeline/procedural/oracle.py`, 100% on the teacher's own renders). Held-out prompts are colour x shape "
+        "pairs never dumped, so they measure generalisation.",
+        "",
+        *_table(["set", "prompts", "samples", "colour", "shape", "both"], rows),
+        "",
+        f"Chance: colour {1 / len(COLOURS):.3f}, shape {1 / len(SHAPES):.3f}.",
+        "",
+        "![colour confusion](confusion_colour.png)",
+        "",
+        "![shape confusion](confusion_shape.png)",
+        "",
+    ]
+    for name, r in sets.items():
+        per_prompt = sorted(r["per_prompt"].items(), key=lambda kv: (kv[1]["colour"] + kv[1]["shape"], kv[0]))
+        if name != "heldout":
+            per_prompt = per_prompt[:WORST_PROMPTS]
+        title = (
+            "Held-out prompts"
+            if name == "heldout"
+            else f"Weakest {len(per_prompt)} {SET_NAMES.get(name, name)} prompts"
+        )
+        rows = [[p, _num(v["colour"], 2), _num(v["shape"], 2), str(v["count"])] for p, v in per_prompt]
+        lines += [f"{title}:", "", *_table(["prompt", "colour", "shape", "samples"], rows), ""]
+    return lines
+
+
+def _geometry(sets: dict) -> list[str]:
+    rows = [
+        [SET_NAMES.get(name, name), str(g["count"]), str(g["empty_meshes"]), _num(g["chamfer_mean"], 4),
+         _num(g["chamfer_median"], 4), _num(g["gt_vs_gt_chamfer"], 4), _num(g["wrong_shape_chamfer"], 4)]
+        for name, g in sets.items()
+    ]  # fmt: skip
+    return [
+        "## Geometry",
+        "",
+        "Chamfer distance (world units, mean of both directed mean nearest-neighbour distances, best over yaw) "
+        "of the student's meshes, extracted as `et3d-gen` does, against the prompt's true shape. Lower is better. "
+        "Baselines from ground truth alone: *perfect* is the teacher's own samples (other yaw and scale) against "
+        "the same reference, what a student drawing from the teacher's distribution scores; *wrong shape* is the "
+        "other shapes against it. Empty meshes (no surface at the density level) are left out of the mean.",
+        "",
+        *_table(["set", "meshes", "empty", "student mean", "student median", "perfect", "wrong shape"], rows),
+        "",
+    ]
+
+
+def _diversity(div: dict) -> list[str]:
+    rows = [
+        [p, _num(v["student"], 4), _num(v["teacher"], 4), _num(v["ratio"], 2)] for p, v in div["per_prompt"].items()
+    ]
+    return [
+        "## Diversity",
+        "",
+        f"Mean absolute pixel difference between the {div['seeds']} samples of a prompt at the same cameras: the "
+        "student's latents against the teacher's seeds. A ratio near 1 means z varies a prompt as much as the "
+        "teacher's seeds do; near 0 is mode collapse.",
+        "",
+        *_table(["prompt", "student", "teacher", "ratio"], rows),
+        "",
+        f"**Mean: student {_num(div['student_mean'], 4)}, teacher {_num(div['teacher_mean'], 4)}, "
+        f"ratio {_num(div['ratio'], 2)}.**",
+        "",
+    ]
+
+
+def _clip(clip: dict) -> list[str]:
+    return [
+        "## CLIP",
+        "",
+        f"DF415 protocol (ATT3D, AToM, LATTE3D) with the CLIP model `{clip['model']}`: {clip['images']} renders of "
+        f"{clip['prompts']} prompts. CLIP score = 100 x mean cosine of a render with its prompt; R-precision = "
+        "fraction of renders whose prompt ranks first among all prompts.",
+        "",
+        *_table(
+            ["CLIP score", "R-precision", "chance R-precision"],
+            [[_num(clip["score_x100"], 2), _num(clip["r_precision"], 3), _num(clip["chance_r_precision"], 3)]],
+        ),
+        "",
+    ]
+
+
+def _training(training: dict) -> list[str]:
+    lines = ["## Training", ""]
+    last = training["last_eval"]
+    if last is None:
+        return [*lines, f"No oracle evaluations in the run's log ({training['stats'] or 'no stats.jsonl'}).", ""]
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k.endswith(("/colour", "/shape")))
+    return [
+        *lines,
+        f"{training['evals']} oracle evaluations logged during training; the last, at step {last['step']}: {scores}.",
+        "",
+        f"![training curve]({training['curve']})",
+        "",
+    ]
+
+
+def render_report(metrics: dict) -> str:
+    """The Markdown report of a metrics dictionary as `run_report` builds it."""
+    minutes = metrics.get("train_seconds")
+    trained = f", trained {minutes / 60:.1f} min" if minutes else ""
+    lines = [
+        f"# ET3D evaluation: {metrics['run']}, step {metrics['step']}",
+        "",
+        f"Checkpoint `{metrics['checkpoint']}`{trained}. Evaluated {metrics['created']} in "
+        f"{metrics['timings_s']['total']:.1f} s; renders are {metrics['views']} views at {metrics['resolution']} px.",
+        "",
+        "![teacher and student samples](preview.png)" if metrics["diversity"] else "![student samples](preview.png)",
+        "",
+    ]
+    if metrics["attributes"]:
+        lines += _attributes(metrics["attributes"])
+    if metrics["geometry"]:
+        lines += _geometry(metrics["geometry"])
+    if metrics["diversity"]:
+        lines += _diversity(metrics["diversity"])
+    if metrics["clip"]:
+        lines += _clip(metrics["clip"])
+    lines += _training(metrics["training"])
+    lines += ["## Settings", "", _settings(metrics), ""]
+    return "\n".join(lines)
+
+
+def _settings(metrics: dict) -> str:
+    cfg, prompts = metrics["config"], metrics["prompts"]
+    counts = f"Training prompts {len(prompts['train'])} of {prompts['train_total']}, held-out {len(prompts['heldout'])}"
+    parts = []
+    if metrics["procedural"]:
+        geo = cfg["geometry"]
+        parts.append(
+            f"oracle {cfg['seeds']} seeds per training and {cfg['heldout_seeds']} per held-out prompt; "
+            f"{geo['prompts']} prompts x {geo['seeds']} seeds per set meshed at grid {geo['mesh_grid']}, ground "
+            f"truth at grid {geo['gt_grid']}"
+        )
+    if metrics["clip"]:
+        parts.append(f"CLIP {cfg['clip']['seeds']} seeds x {cfg['clip']['views']} views per prompt")
+    return f"{counts}; {'; '.join(parts)}. Every number is in `metrics.json`."

@@ -1,0 +1,313 @@
+"""The quality report of one checkpoint: plan it (cheap, no model), run it, write `eval/<run>/` atomically.
+
+On procedural prompts (the embedded default teacher, where ground truth exists, DESIGN §8) the report holds
+the oracle's colour / shape accuracy on training and held-out prompts with confusion matrices, the Chamfer
+distance of exported meshes against the true shapes with two ground-truth baselines, and per-prompt
+diversity against the teacher's seeds. With a CLIP folder it adds CLIP score and R-precision, which is the
+only measure for prompts outside the procedural vocabulary (MVDream shards). The training curve comes from
+the run's `stats.jsonl`.
+
+Files: report.md, metrics.json (every number of the report), preview.png, confusion_colour.png,
+confusion_shape.png, training_curve.png. The folder is assembled beside its final name and renamed into
+place, so a reader sees the previous complete report or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from pipeline.atomic import atomic_dir, atomic_write_json, atomic_write_text
+from pipeline.procedural import AttributeOracle, PromptError, parse_prompt
+from student.config import to_dict
+from student.eval.attributes import AttributeResult, evaluate_attributes
+from student.eval.clip_metrics import ClipConfig, ClipModel, render_clip_views, score_clip_views
+from student.eval.diversity import DiversityConfig, DiversityResult, evaluate_diversity
+from student.eval.figures import confusion_figure, curve_figure, preview_figure, save_png
+from student.eval.inputs import CheckpointInfo, EvalInputError, PromptSets, embed_prompts
+from student.eval.markdown import SET_NAMES, render_report
+from student.eval.mesh_accuracy import GeometryConfig, GroundTruth, evaluate_geometry
+from student.eval.oracle_accuracy import make_eval_set
+from student.eval.training_log import TrainingLog, read_training_log
+from student.model.generator import TriplaneGenerator
+from student.train.monitor import spread
+
+PREVIEW_CLIP_PROMPTS = 8  # rows of the preview when only CLIP renders exist
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    train_prompts: int = 0  # training prompts evaluated, spread over the list; 0 = all
+    seeds: int = 2  # latents per training prompt for the oracle
+    heldout_seeds: int = 4  # latents per held-out prompt (fewer prompts, so more samples each)
+    chunk: int = 8  # samples rendered together
+    geometry: GeometryConfig = field(default_factory=GeometryConfig)
+    diversity: DiversityConfig = field(default_factory=DiversityConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
+
+    def __post_init__(self) -> None:
+        if self.train_prompts < 0 or min(self.seeds, self.heldout_seeds, self.chunk) < 1:
+            raise ValueError(
+                f"need train_prompts >= 0 and seeds, heldout_seeds, chunk >= 1; got {self.train_prompts}, "
+                f"{self.seeds}, {self.heldout_seeds}, {self.chunk}"
+            )
+
+
+@dataclass(frozen=True)
+class ReportPlan:
+    """Everything resolved and validated before the model is loaded; `describe` is the dry run's output."""
+
+    checkpoint: CheckpointInfo
+    train: list[str]  # the training prompts evaluated
+    train_total: int  # training prompts available
+    heldout: list[str]
+    known: dict[str, torch.Tensor]  # prompt -> embedding the shards hold
+    config: ReportConfig
+    out_dir: Path
+    procedural: bool  # every prompt is in the procedural vocabulary: oracle, Chamfer, diversity apply
+    clip_path: Path | None
+
+    @property
+    def resolution(self) -> int:
+        return self.checkpoint.config.superres.output_resolution
+
+    @property
+    def oracle_samples(self) -> int:
+        return len(self.train) * self.config.seeds + len(self.heldout) * self.config.heldout_seeds
+
+    @property
+    def geometry_samples(self) -> int:
+        geo = self.config.geometry
+        sets = ((self.train, self.config.seeds), (self.heldout, self.config.heldout_seeds))
+        return sum(min(geo.prompts, len(p)) * min(geo.seeds, s) for p, s in sets)
+
+    @property
+    def diversity_prompts(self) -> list[str]:
+        div = self.config.diversity
+        return spread(self.train, div.train_prompts) + spread(self.heldout, div.heldout_prompts)
+
+    @property
+    def clip_prompts(self) -> list[str]:
+        return self.train + self.heldout if self.clip_path is not None else []
+
+    @property
+    def work(self) -> int:
+        """Progress units: rendered samples, meshes, diversity prompts."""
+        procedural = self.oracle_samples + self.geometry_samples + len(self.diversity_prompts)
+        return (procedural if self.procedural else 0) + len(self.clip_prompts) * self.config.clip.seeds
+
+    def describe(self) -> list[str]:
+        cfg, ckpt = self.config, self.checkpoint
+        views = ckpt.config.camera.num_views
+        lines = [f"checkpoint:   {ckpt.path} (run {ckpt.run_name}, step {ckpt.step})"]
+        if self.procedural:
+            lines += [
+                f"prompts:      {len(self.train)} of {self.train_total} training prompts x {cfg.seeds} seeds, "
+                f"{len(self.heldout)} held-out x {cfg.heldout_seeds} seeds",
+                f"oracle:       {self.oracle_samples} samples, {views} views at {self.resolution} px",
+                f"geometry:     {self.geometry_samples} meshes (grid {cfg.geometry.mesh_grid}) vs ground truth "
+                f"(grid {cfg.geometry.gt_grid}), Chamfer best over yaw",
+                f"diversity:    {len(self.diversity_prompts)} prompts x {cfg.diversity.seeds} seeds, "
+                "student vs teacher",
+            ]
+        else:
+            lines.append(
+                f"prompts:      {len(self.train)} of {self.train_total} training prompts, {len(self.heldout)} held-out "
+                "(outside the procedural vocabulary: CLIP metrics only)"
+            )
+        if self.clip_path is None:
+            lines.append("clip:         off (pass --clip PATH for CLIP score and R-precision)")
+        else:
+            n = len(self.clip_prompts) * cfg.clip.seeds * cfg.clip.views
+            lines.append(
+                f"clip:         {self.clip_path}: {len(self.clip_prompts)} prompts x {cfg.clip.seeds} seeds x "
+                f"{cfg.clip.views} views = {n} images"
+            )
+        lines.append(f"output:       {self.out_dir}/ (report.md, metrics.json, PNG figures)")
+        return lines
+
+
+def make_plan(
+    info: CheckpointInfo, sets: PromptSets, config: ReportConfig, out_root: Path, clip_path: Path | None = None
+) -> ReportPlan:
+    """Choose the prompts and decide which metrics apply; raises EvalInputError when none would."""
+    train = spread(sets.train, config.train_prompts) if config.train_prompts else list(sets.train)
+    if not train:
+        raise EvalInputError("no training prompts to evaluate")
+    reason = _not_procedural(sets.teacher, train + sets.heldout)
+    if reason and clip_path is None:
+        raise EvalInputError(
+            f"{reason}. The oracle, Chamfer and diversity metrics need procedural prompts; "
+            "pass --clip PATH (a local transformers CLIP folder) for CLIP score and R-precision instead"
+        )
+    if clip_path is not None and not Path(clip_path).is_dir():
+        raise EvalInputError(f"--clip {str(clip_path)!r} is not a folder (want a transformers CLIP model folder)")
+    return ReportPlan(
+        checkpoint=info,
+        train=train,
+        train_total=len(sets.train),
+        heldout=list(sets.heldout),
+        known=sets.known,
+        config=config,
+        out_dir=Path(out_root) / info.run_name,
+        procedural=reason is None,
+        clip_path=Path(clip_path) if clip_path is not None else None,
+    )
+
+
+def _not_procedural(teacher: str | None, prompts: list[str]) -> str | None:
+    """Why the procedural ground truth does not apply, or None when it does."""
+    if teacher is not None and teacher != "procedural":
+        return f"the shards come from teacher {teacher!r}, not the procedural one"
+    for prompt in prompts:
+        try:
+            parse_prompt(prompt)
+        except PromptError as e:
+            return f"prompt {prompt!r} is outside the procedural vocabulary: {e}"
+    return None
+
+
+class _Stages:
+    """Times named stages of the run and labels the progress bar with the current one."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.bar.set_description(name)
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 3)
+
+
+def run_report(
+    plan: ReportPlan,
+    G: TriplaneGenerator,
+    encode: Callable[[list[str]], torch.Tensor],
+    show_progress: bool = True,
+) -> dict:
+    """Evaluate G as planned, write the report folder and return its metrics (what metrics.json holds).
+
+    `encode` maps prompts to (P, D) text embeddings; it is called only for prompts the shards do not hold.
+    """
+    started = time.perf_counter()
+    cfg, ckpt = plan.config, plan.checkpoint
+    metrics: dict = {
+        "run": ckpt.run_name,
+        "step": ckpt.step,
+        "checkpoint": str(ckpt.path),
+        "train_seconds": ckpt.train_seconds,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "resolution": plan.resolution,
+        "views": ckpt.config.camera.num_views,
+        "prompts": {"train": plan.train, "train_total": plan.train_total, "heldout": plan.heldout},
+        "config": to_dict(cfg),
+        "procedural": plan.procedural,
+        "attributes": None,
+        "geometry": None,
+        "diversity": None,
+        "clip": None,
+    }
+    attributes: dict[str, AttributeResult] = {}
+    diversity: DiversityResult | None = None
+    clip_views: np.ndarray | None = None
+    with tqdm(total=plan.work, disable=not show_progress, dynamic_ncols=True) as bar:
+        stage = _Stages(bar)
+        with stage("embed"):
+            prompts = plan.train + plan.heldout
+            embedding = dict(zip(prompts, embed_prompts(prompts, plan.known, encode), strict=True))  # prompt -> (D,)
+        if plan.procedural:
+            sets = (("train", plan.train, cfg.seeds), ("heldout", plan.heldout, cfg.heldout_seeds))
+            eval_sets = [
+                make_eval_set(
+                    name, prompts, torch.stack([embedding[p] for p in prompts]), seeds=seeds,
+                    z_dim=G.config.mapping.z_dim, camera=G.config.camera, resolution=plan.resolution,
+                )
+                for name, prompts, seeds in sets
+                if prompts
+            ]  # fmt: skip
+            with stage("oracle"):
+                oracle = AttributeOracle()
+                attributes = {s.name: evaluate_attributes(G, s, oracle, cfg.chunk, bar.update) for s in eval_sets}
+                metrics["attributes"] = {name: r.to_json() for name, r in attributes.items()}
+            with stage("geometry"):
+                gt = GroundTruth(cfg.geometry)  # shared: both sets use the same references
+                geometry = {s.name: evaluate_geometry(G, s, cfg.geometry, bar.update, gt) for s in eval_sets}
+                metrics["geometry"] = {name: r.to_json() for name, r in geometry.items()}
+            with stage("diversity"):
+                prompts = plan.diversity_prompts
+                emb = torch.stack([embedding[p] for p in prompts])  # (P, D)
+                diversity = evaluate_diversity(G, prompts, emb, cfg.diversity, bar.update)
+                metrics["diversity"] = diversity.to_json()
+        if plan.clip_path is not None:
+            with stage("clip"):
+                clip = ClipModel(plan.clip_path, device=G.device)
+                emb = torch.stack([embedding[p] for p in plan.clip_prompts])  # (P, D)
+                clip_views = render_clip_views(G, emb, cfg.clip, bar.update)  # (P, S, V, H, W, 3)
+                result = score_clip_views(clip_views, plan.clip_prompts, clip, cfg.clip)
+                metrics["clip"] = {"model": str(plan.clip_path), **result.to_json()}
+    log = read_training_log(ckpt.stats_path)
+    metrics["training"] = {
+        "stats": str(ckpt.stats_path) if ckpt.stats_path else None,
+        "evals": len(log.evals),
+        "skipped_lines": log.skipped_lines,
+        "last_eval": log.last_eval,
+        "curve": "training_curve.png" if log.evals else None,
+    }
+    figures = _figures(plan, attributes, diversity, clip_views, log)
+    metrics["files"] = ["report.md", "metrics.json", *figures]
+    metrics["timings_s"] = {**stage.timings, "total": round(time.perf_counter() - started, 3)}
+    _write(plan.out_dir, metrics, figures)
+    return metrics
+
+
+def _figures(
+    plan: ReportPlan,
+    attributes: dict[str, AttributeResult],
+    diversity: DiversityResult | None,
+    clip_views: np.ndarray | None,
+    log: TrainingLog,
+) -> dict[str, Image.Image]:
+    """File name -> PIL image of every figure that applies."""
+    out = {}
+    if attributes:
+        for attribute in ("colour", "shape"):
+            panels = [(SET_NAMES.get(name, name), getattr(r, attribute)) for name, r in attributes.items()]
+            out[f"confusion_{attribute}.png"] = confusion_figure(
+                f"{attribute}: target (rows) vs oracle (columns)", panels
+            )
+    if diversity is not None:
+        seeds = diversity.student_views.shape[1]
+        rows = [
+            (p, [*diversity.teacher_views[i, :, 0], *diversity.student_views[i, :, 0]])
+            for i, p in enumerate(diversity.prompts)
+        ]
+        titles = [f"teacher seed {s}" for s in range(seeds)] + [f"student z {s}" for s in range(seeds)]
+        out["preview.png"] = preview_figure(rows, titles)
+    elif clip_views is not None:
+        prompts = plan.clip_prompts[:PREVIEW_CLIP_PROMPTS]
+        rows = [(p, list(clip_views[i, 0])) for i, p in enumerate(prompts)]
+        out["preview.png"] = preview_figure(rows, [f"view {v}" for v in range(clip_views.shape[2])])
+    if log.evals:
+        out["training_curve.png"] = curve_figure("oracle accuracy during training (stats.jsonl)", log.series())
+    return out
+
+
+def _write(out_dir: Path, metrics: dict, figures: dict[str, Image.Image]) -> None:
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(out_dir) as tmp:
+        for name, image in figures.items():
+            save_png(image, tmp / name)
+        atomic_write_json(tmp / "metrics.json", metrics)
+        atomic_write_text(tmp / "report.md", render_report(metrics))

@@ -1,0 +1,191 @@
+"""The quality report end to end on a tiny randomly initialised generator laid out like a training run."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from pipeline.procedural import AttributeOracle
+from pipeline.shards import ShardSample, make_sample_meta, sample_key, write_shard
+from student.eval.attributes import evaluate_attributes
+from student.eval.chamfer import ChamferConfig
+from student.eval.cli import app
+from student.eval.diversity import DiversityConfig
+from student.eval.inputs import check_encoder, describe_checkpoint, embed_prompts, read_prompt_sets
+from student.eval.mesh_accuracy import GeometryConfig
+from student.eval.oracle_accuracy import make_eval_set, oracle_accuracy
+from student.eval.report import ReportConfig, make_plan, run_report
+from student.model.generator import TriplaneGenerator
+from student.presets import get_preset
+
+TEXT_DIM = 8
+TRAIN = ["a red cube", "a blue sphere", "a green torus"]
+HELDOUT = ["a yellow cone"]
+SMALL = ReportConfig(
+    seeds=1,
+    heldout_seeds=2,
+    geometry=GeometryConfig(
+        mesh_grid=16, gt_grid=24, gt_seeds=2, chamfer=ChamferConfig(query_points=300, target_points=1500)
+    ),
+    diversity=DiversityConfig(train_prompts=1, heldout_prompts=1, seeds=2),
+)
+
+
+def fake_encode(prompts: list[str]) -> torch.Tensor:
+    """(P, TEXT_DIM) unit vectors from each prompt's sha256: deterministic, distinct per prompt."""
+    seeds = [int.from_bytes(hashlib.sha256(p.encode()).digest()[:8], "little") for p in prompts]
+    rows = [torch.randn(TEXT_DIM, generator=torch.Generator().manual_seed(s)) for s in seeds]
+    return torch.nn.functional.normalize(torch.stack(rows), dim=-1)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> dict[str, Path]:
+    """runs/00000-tiny/checkpoints/step-00000004 (tiny generator, trainer meta) + stats.jsonl + corpora."""
+    root = tmp_path_factory.mktemp("eval")
+    cfg = dataclasses.replace(get_preset("tiny").generator, text_encoder="minilm", text_dim=TEXT_DIM)
+    G = TriplaneGenerator(cfg, generator=torch.Generator().manual_seed(1))
+    run_dir = root / "runs" / "00000-tiny"
+    ckpt = G.save_pretrained(run_dir / "checkpoints" / "step-00000004")
+    (ckpt / "train_state.json").write_text(json.dumps({"step": 4}))
+    records = [{"kind": "train", "step": 2, "loss_g": 1.0}]
+    records += [
+        {"kind": "eval", "step": s, "train/colour": c, "train/shape": 0.5, "train/count": 6}
+        for s, c in ((2, 0.1), (4, 0.3))
+    ]
+    (run_dir / "stats.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (root / "train.txt").write_text("\n".join(TRAIN) + "\n")
+    (root / "heldout.txt").write_text("# held out\n" + "\n".join(HELDOUT) + "\n")
+    return {"root": root, "ckpt": ckpt, "train": root / "train.txt", "heldout": root / "heldout.txt"}
+
+
+def test_report_writes_every_file_with_consistent_numbers(run) -> None:
+    info = describe_checkpoint(run["ckpt"])
+    assert (info.run_name, info.step) == ("00000-tiny", 4)
+    sets = read_prompt_sets(None, run["train"], run["heldout"])
+    plan = make_plan(info, sets, SMALL, run["root"] / "eval", clip_path=None)
+    assert plan.procedural and plan.out_dir == run["root"] / "eval" / "00000-tiny"
+    G = TriplaneGenerator.from_pretrained(run["ckpt"])
+    metrics = run_report(plan, G, fake_encode, show_progress=False)
+
+    out = plan.out_dir
+    for name in (
+        "report.md",
+        "metrics.json",
+        "preview.png",
+        "confusion_colour.png",
+        "confusion_shape.png",
+        "training_curve.png",
+    ):
+        assert (out / name).is_file(), name
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp-")]
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["step"] == 4 and saved["run"] == "00000-tiny"
+
+    train, held = saved["attributes"]["train"], saved["attributes"]["heldout"]
+    assert (train["count"], held["count"]) == (3, 2)  # 3 prompts x 1 seed, 1 prompt x 2 seeds
+    counts = torch.tensor(train["colour_confusion"]["counts"])
+    assert int(counts.sum()) == 3
+    assert train["colour_accuracy"] == pytest.approx(float(counts[:, :-1].diagonal().sum()) / 3)
+
+    geo = saved["geometry"]["train"]
+    assert geo["count"] == 3 and len(geo["per_sample"]) == 3
+    # The baselines come from ground truth alone: a perfect sample beats a wrong shape by far.
+    assert 0 < geo["gt_vs_gt_chamfer"] < 0.05 < geo["wrong_shape_chamfer"]
+    if geo["empty_meshes"] < 3:
+        assert geo["chamfer_mean"] > 0
+
+    div = saved["diversity"]
+    assert set(div["per_prompt"]) == {"a red cube", "a yellow cone"}
+    assert div["teacher_mean"] > 0.001  # the teacher's seeds differ in yaw, scale and shade
+    assert div["ratio"] == pytest.approx(div["student_mean"] / div["teacher_mean"])
+    assert saved["training"]["last_eval"]["train/colour"] == 0.3 and saved["training"]["curve"] == "training_curve.png"
+
+    text = (out / "report.md").read_text()
+    assert "# ET3D evaluation: 00000-tiny, step 4" in text
+    assert f"{train['shape_accuracy']:.3f}" in text and f"{geo['gt_vs_gt_chamfer']:.4f}" in text
+    preview = Image.open(out / "preview.png")
+    assert preview.width > 4 * 96 and preview.height > 2 * 96  # 2 teacher + 2 student columns, 2 rows
+    assert metrics["timings_s"]["total"] > 0
+
+
+def test_report_oracle_matches_training_time_evaluation(run) -> None:
+    G = TriplaneGenerator.from_pretrained(run["ckpt"])
+    cam = G.config.camera
+    eval_set = make_eval_set(
+        "train", TRAIN, fake_encode(TRAIN), seeds=1, z_dim=G.config.mapping.z_dim, camera=cam, resolution=16
+    )
+    oracle = AttributeOracle()
+    mine = evaluate_attributes(G, eval_set, oracle, chunk=2)  # chunked: 2 + 1 samples
+    theirs = oracle_accuracy(G, eval_set, oracle)
+    assert (mine.colour.accuracy, mine.shape.accuracy, mine.both) == pytest.approx(
+        (theirs.colour, theirs.shape, theirs.both)
+    )
+
+
+def test_cli_dry_run_and_errors(run) -> None:
+    runner = CliRunner()
+    args = ["--ckpt", str(run["ckpt"]), "--prompts", str(run["train"]), "--heldout", str(run["heldout"])]
+    out = run["root"] / "cli-eval"
+    result = runner.invoke(app, [*args, "--out", str(out), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "3 of 3 training prompts x 2 seeds, 1 held-out x 4 seeds" in result.output
+    assert "oracle:       10 samples" in result.output
+    assert not out.exists()  # a dry run writes nothing
+
+    bad = run["root"] / "mvdream.txt"
+    bad.write_text("a photo of a corgi wearing a hat\n")
+    result = runner.invoke(app, ["--ckpt", str(run["ckpt"]), "--prompts", str(bad), "--no-heldout", "--dry-run"])
+    assert result.exit_code == 2 and "pass --clip PATH" in result.output and "'corgi'" in result.output
+    result = runner.invoke(app, ["--ckpt", str(run["root"] / "missing"), "--prompts", str(run["train"])])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_prompts_from_shards_carry_their_embeddings(run) -> None:
+    shards = run["root"] / "shards"
+    shards.mkdir()
+    emb = fake_encode(TRAIN[:2]).numpy()
+    samples = []
+    for prompt, e in zip(TRAIN[:2], emb, strict=True):
+        meta = make_sample_meta(prompt, 0, teacher="procedural", teacher_config_hash="0", text_encoder="minilm",
+                                text_dim=TEXT_DIM, num_views=1, resolution=4)  # fmt: skip
+        samples.append(
+            ShardSample(
+                key=sample_key(meta["prompt_id"], 0),
+                prompt=prompt,
+                seed=0,
+                views=np.full((1, 4, 4, 3), 255, np.uint8),
+                cameras=np.eye(4, dtype=np.float32)[None],
+                fovy=np.full(1, 40.0, np.float32),
+                emb=e,
+                meta=meta,
+            )  # fmt: skip
+        )
+    write_shard(shards / "shard-000000.tar", samples)
+
+    sets = read_prompt_sets(shards, None, run["heldout"])
+    assert sets.train == sorted(TRAIN[:2]) and sets.teacher == "procedural" and sets.text_encoder == ("minilm", 8)
+    # With a corpus too (what `make eval` passes): the corpus lists, the shards supply what they hold.
+    sets = read_prompt_sets(shards, run["train"], run["heldout"])
+    assert sets.train == TRAIN and set(sets.known) == set(TRAIN[:2])
+    calls = []
+
+    def encode(prompts: list[str]) -> torch.Tensor:
+        calls.append(prompts)
+        return fake_encode(prompts)
+
+    got = embed_prompts(TRAIN, sets.known, encode)
+    assert calls == [[TRAIN[2]]]  # only the prompt the shards lack is encoded
+    assert torch.allclose(got, fake_encode(TRAIN))
+    with pytest.raises(ValueError, match="expects 'clip'"):
+        check_encoder(sets, "clip", 8)
+    (run["root"] / "leaky.txt").write_text(TRAIN[0] + "\n")
+    with pytest.raises(ValueError, match="held-out prompt"):
+        read_prompt_sets(shards, None, run["root"] / "leaky.txt")
