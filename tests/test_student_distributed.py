@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -39,7 +38,6 @@ def test_gradients_are_averaged_and_a_stop_flag_reaches_every_worker(tmp_path):
         assert stop is True
 
 
-@pytest.mark.slow
 def test_two_ray_train_cpu_workers_train_in_sync(tmp_path):
     from student.train.distributed import run_data_parallel
 
