@@ -64,3 +64,15 @@ class CapsuleField:
         dist = (points - (self.a + t[:, None] * ab)).norm(dim=-1)  # (P,)
         sigma = self.peak * torch.sigmoid((self.radius - dist) / self.edge)
         return sigma, torch.full((len(points), 3), 0.5)
+
+
+def save_tiny_generator(directory):
+    """A random `tiny`-preset generator conditioned like minilm (384-d), saved to `directory`; returns it."""
+    from dataclasses import replace
+
+    from student.model.generator import TriplaneGenerator
+    from student.presets import tiny
+
+    cfg = replace(tiny().generator, text_encoder="minilm", text_dim=384)
+    generator = TriplaneGenerator(cfg, generator=torch.Generator().manual_seed(0))
+    return generator.save_pretrained(directory)

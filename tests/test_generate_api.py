@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from generate_support import HashTextEncoder
+from generate_support import HashTextEncoder, save_tiny_generator
 
 from student.generate.api import ET3D, interpolate_embeddings
 from student.generate.errors import CheckpointError, EmptyMeshError, OptionError, PromptError, PromptTruncatedWarning
 from student.generate.loading import resolve_checkpoint
 from student.mesh.config import MeshConfig
-from student.model.generator import TriplaneGenerator
-from student.presets import tiny
 
 # A random tiny generator is a thin fog (sigma ~0.01-0.5); this level cuts blobs out of it for seeds 0-3.
 LEVEL = 0.1
@@ -25,9 +22,7 @@ LEVEL = 0.1
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    cfg = replace(tiny().generator, text_encoder="minilm", text_dim=384)
-    generator = TriplaneGenerator(cfg, generator=torch.Generator().manual_seed(0))
-    return generator.save_pretrained(tmp_path_factory.mktemp("ckpt") / "tiny")
+    return save_tiny_generator(tmp_path_factory.mktemp("ckpt") / "tiny")
 
 
 @pytest.fixture

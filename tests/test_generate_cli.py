@@ -6,18 +6,14 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from generate_support import HashTextEncoder
+from generate_support import HashTextEncoder, save_tiny_generator
 from typer.testing import CliRunner
 
 from student.generate.cli import app
-from student.model.generator import TriplaneGenerator
-from student.presets import tiny
 
 REPO = Path(__file__).resolve().parents[1]
 LEVEL = "0.1"  # cuts blobs out of the random tiny generator's fog (see test_generate_api)
@@ -25,9 +21,7 @@ LEVEL = "0.1"  # cuts blobs out of the random tiny generator's fog (see test_gen
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    cfg = replace(tiny().generator, text_encoder="minilm", text_dim=384)
-    generator = TriplaneGenerator(cfg, generator=torch.Generator().manual_seed(0))
-    return generator.save_pretrained(tmp_path_factory.mktemp("ckpt") / "tiny")
+    return save_tiny_generator(tmp_path_factory.mktemp("ckpt") / "tiny")
 
 
 @pytest.fixture
