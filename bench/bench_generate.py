@@ -5,6 +5,8 @@ Measured, as medians of repeated runs on this machine:
 - prompt -> mesh in process: the above + density grid + marching cubes + vertex colours at grid 128
   (target <= 250 ms);
 - a cold `et3d-gen` process, start to exit, and its peak resident memory (targets <= 3 s, <= 1.5 GB).
+Generation runs bf16 MiniLM weights (`PackedBert`) and the packed synthesis (`PackedSynthesis`); their
+plain references (fp32 `BertEncoder`, `TriplaneGenerator.planes`) are timed too, as `reference_*`.
 
 Speed does not depend on training, so without a trained checkpoint a randomly initialised generator of the
 preset is saved to a temporary folder. An untrained net is a thin fog with no surface, so then the in-process
@@ -56,7 +58,7 @@ class SphereOverDecoder:
         return sigma, rgb
 
 
-def run_benchmark(ckpt: str | Path | None = None, preset: str = "cpu", repeats: int = 30, cold_runs: int = 3) -> dict:
+def run_benchmark(ckpt: str | Path | None = None, preset: str = "cpu", repeats: int = 100, cold_runs: int = 5) -> dict:
     """Measure the three stages (see module docstring); returns the JSON-ready result."""
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-gen-") as tmp:
@@ -70,6 +72,12 @@ def run_benchmark(ckpt: str | Path | None = None, preset: str = "cpu", repeats: 
         emb = model.encode([PROMPT])  # (1, D)
         forward_ms = _median_ms(lambda: model.synthesize(emb, [PROMPT], [0]), repeats)
         t2p_ms = _median_ms(lambda: model.synthesize(model.encode([PROMPT]), [PROMPT], [0]), repeats)
+        # The plain paths the optimised ones are tested against: fp32 BertEncoder, TriplaneGenerator.planes.
+        exact = ET3D.from_pretrained(ckpt_dir, text_precision="fp32")
+        encode_fp32_ms = _median_ms(lambda: exact.encode([PROMPT]), repeats)
+        z = model.generator.sample_z(1, torch.Generator().manual_seed(0))  # (1, z_dim)
+        with torch.inference_mode():
+            forward_reference_ms = _median_ms(lambda: model.generator.planes(emb, z=z), repeats)
 
         field_of, mesh_source, cold_level = _mesh_field(model, trained)
         config = model.mesh_config
@@ -86,6 +94,8 @@ def run_benchmark(ckpt: str | Path | None = None, preset: str = "cpu", repeats: 
         "text_to_triplanes_ms": t2p_ms,
         "text_encode_ms": encode_ms,
         "forward_ms": forward_ms,
+        "reference_text_encode_fp32_ms": encode_fp32_ms,
+        "reference_forward_ms": forward_reference_ms,
         "prompt_to_mesh_ms": p2m_ms,
         "cold_process_s": statistics.median(c["seconds"] for c in cold),
         "cold_peak_rss_mb": max(c["peak_rss_mb"] for c in cold),
@@ -100,6 +110,7 @@ def run_benchmark(ckpt: str | Path | None = None, preset: str = "cpu", repeats: 
             else ("newest of make train" if trained else f"random-init {preset} preset"),
             "trained": trained,
             "prompt": PROMPT,
+            "text_precision": model.text_encoder.precision,
             "grid": config.grid,
             "sigma_level": round(config.level, 4),
             "mesh_source": mesh_source,
@@ -113,6 +124,9 @@ def run_benchmark(ckpt: str | Path | None = None, preset: str = "cpu", repeats: 
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "python": platform.python_version(),
+            # A cold start is ~1 s slower when torch's modules are compiled from source at every import
+            # (no __pycache__, e.g. installed with pip --no-compile under PYTHONDONTWRITEBYTECODE).
+            "torch_bytecode_cached": (Path(torch.__file__).parent / "__pycache__").is_dir(),
             "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
             "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         },
@@ -177,8 +191,8 @@ def _cold_run(ckpt_dir: Path, tmp: Path, level: float | None) -> dict:
 def main(
     ckpt: Path | None = typer.Option(None, help="Checkpoint folder [default: newest of make train, else random]."),
     preset: str = typer.Option("cpu", help="Preset of the random generator when there is no checkpoint."),
-    repeats: int = typer.Option(30, min=3, help="Timed repetitions per in-process measurement."),
-    cold_runs: int = typer.Option(3, min=1, help="Cold et3d-gen processes to time."),
+    repeats: int = typer.Option(100, min=3, help="Timed repetitions per in-process measurement."),
+    cold_runs: int = typer.Option(5, min=1, help="Cold et3d-gen processes to time."),
     out: Path = typer.Option(OUT, help="Where to write the JSON."),
 ) -> None:
     result = run_benchmark(ckpt, preset, repeats, cold_runs)

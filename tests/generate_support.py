@@ -51,6 +51,16 @@ class HashTextEncoder(TextEncoder):
         return TextEmbedding(pooled=pooled)
 
 
+def use_hash_encoder(monkeypatch, dim: int = 384) -> None:
+    """Make `pipeline.text.load_text_encoder` return a HashTextEncoder of `dim` under the requested name."""
+    import pipeline.text
+
+    def load(name: str, path: str | None = None, device="cpu", precision: str = "fp32") -> HashTextEncoder:
+        return HashTextEncoder(name, dim)
+
+    monkeypatch.setattr(pipeline.text, "load_text_encoder", load)
+
+
 class CapsuleField:
     """A thin rod: density ``peak`` within ``radius`` of the segment a-b (smooth edge), uniform grey."""
 

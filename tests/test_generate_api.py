@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from generate_support import HashTextEncoder, save_tiny_generator
+from generate_support import save_tiny_generator, use_hash_encoder
 
 from student.generate.api import ET3D, interpolate_embeddings
 from student.generate.errors import CheckpointError, EmptyMeshError, OptionError, PromptError, PromptTruncatedWarning
@@ -28,9 +28,7 @@ def tiny_dir(tmp_path_factory):
 @pytest.fixture
 def hash_encoder(monkeypatch):
     """Stand in for minilm (same name and width) so these tests need no model load."""
-    import pipeline.text
-
-    monkeypatch.setattr(pipeline.text, "load_text_encoder", lambda name, path=None: HashTextEncoder(name, 384))
+    use_hash_encoder(monkeypatch, 384)
 
 
 @pytest.fixture
@@ -182,9 +180,7 @@ def test_a_config_from_another_schema_is_refused(tiny_dir, tmp_path, hash_encode
 
 
 def test_a_text_encoder_of_another_width_is_refused(tiny_dir, monkeypatch):
-    import pipeline.text
-
-    monkeypatch.setattr(pipeline.text, "load_text_encoder", lambda name, path=None: HashTextEncoder(name, 512))
+    use_hash_encoder(monkeypatch, 512)
     with pytest.raises(CheckpointError, match=r"trained on text encoder 'minilm' \(384-d\), got 'minilm' \(512-d\)"):
         ET3D.from_pretrained(tiny_dir)
 
@@ -196,3 +192,14 @@ def test_a_text_encoder_that_cannot_load_is_named(tiny_dir, tmp_path):
     (ckpt / "config.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"needs text encoder 'clip': .*needs a local folder"):
         ET3D.from_pretrained(ckpt)
+
+
+def test_generation_equals_the_reference_generator_path(model):
+    # ET3D runs the packed synthesis; TriplaneGenerator.planes (the training path) is its oracle.
+    gen = model("a red cube", seed=7, truncation_psi=0.7)
+    emb = model.encode(["a red cube"])  # (1, D)
+    G = model.generator
+    with torch.no_grad():
+        z = G.sample_z(1, torch.Generator().manual_seed(7))
+        expected = G.planes(emb, z=z, truncation_psi=0.7)  # (1, 3, C, R, R)
+    torch.testing.assert_close(gen.planes, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))

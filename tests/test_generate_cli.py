@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from generate_support import HashTextEncoder, save_tiny_generator
+from generate_support import save_tiny_generator, use_hash_encoder
 from typer.testing import CliRunner
 
 from student.generate.cli import app
@@ -27,9 +27,7 @@ def tiny_dir(tmp_path_factory):
 @pytest.fixture
 def run(monkeypatch, tiny_dir):
     """Invoke the CLI in process with a stand-in text encoder; returns (exit code, stdout, stderr)."""
-    import pipeline.text
-
-    monkeypatch.setattr(pipeline.text, "load_text_encoder", lambda name, path=None: HashTextEncoder(name, 384))
+    use_hash_encoder(monkeypatch, 384)
 
     def invoke(*args: str, ckpt: Path | None = tiny_dir):
         argv = [*args, *(["--ckpt", str(ckpt)] if ckpt else [])]
@@ -100,8 +98,19 @@ def test_dry_run_prints_the_plan_and_writes_nothing(run, tmp_path):
         (["a", "--prompts-file", "{d}/p.txt", "-o", "{d}/a.ply"], 2, "(got PROMPT, --prompts-file)"),
         (["--prompts-file", "{d}/none.txt", "-o", "{d}/a.ply"], 2, "prompt corpus not found"),
         (["a cube", "-o", "{d}/a.ply", "--grid", "30", "--level", "0"], 2, "sigma_level must be a finite density > 0"),
+        (["a cube", "-o", "{d}/a.ply", "--text-precision", "fp16"], 2, "one of auto, fp32, bf16, got 'fp16'"),
     ],
-    ids=["empty-prompt", "suffix", "missing-dir", "preview-suffix", "no-prompt", "two-sources", "no-file", "level"],
+    ids=[
+        "empty-prompt",
+        "suffix",
+        "missing-dir",
+        "preview-suffix",
+        "no-prompt",
+        "two-sources",
+        "no-file",
+        "level",
+        "precision",
+    ],
 )
 def test_bad_requests_fail_fast_with_one_line(run, tmp_path, args, code, message):
     result_code, out, err = run(*[a.format(d=tmp_path) for a in args])

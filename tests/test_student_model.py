@@ -186,3 +186,22 @@ def test_discriminator_scores_depend_on_image_text_and_camera():
     assert not torch.allclose(D(img, raw, text.flip(0), cams), logits)
     assert not torch.allclose(D(img, raw, text, cams.flip(0)), logits)
     assert not torch.allclose(D(img, torch.rand(4, 3, 8, 8, generator=g), text, cams), logits)  # dual input
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_packed_synthesis_matches_the_reference_synthesis(batch):
+    # Generation runs the packed synthesis (folded gains, stacked affines, channels-last); the module it
+    # was packed from is its oracle. Random biases so that the folding of the lrelu gain into them is seen.
+    from student.model.packed_synthesis import PackedSynthesis
+
+    G = tiny_generator()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in G.synthesis.named_parameters():
+            if name.endswith("bias"):
+                p.copy_(torch.randn(p.shape, generator=g))
+        w = G.latent_w(torch.randn(batch, TEXT_DIM, generator=g), G.sample_z(batch, g))  # (B, w_dim)
+        expected = G.synthesis(w)  # (B, 3, C, R, R)
+        got = PackedSynthesis(G.synthesis)(w)
+    assert got.shape == expected.shape and got.is_contiguous()
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())

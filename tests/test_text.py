@@ -90,3 +90,57 @@ def test_unknown_encoder():
     assert available_text_encoders() == ["clip", "minilm"]
     with pytest.raises(ValueError, match="available: clip, minilm"):
         load_text_encoder("t5")
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 0.05)])
+def test_packed_bert_matches_reference_bert(dtype, tol):
+    # Random weights of a small BERT, a padded batch: the packing (fused QKV, weights in `dtype`) against
+    # the plain encoder. In fp32 only the fusion differs, so the two agree to rounding.
+    from pipeline.text.bert import BertConfig, BertEncoder
+    from pipeline.text.packed_bert import PackedBert
+
+    cfg = BertConfig(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        type_vocab_size=2,
+        layer_norm_eps=1e-12,
+    )
+    torch.manual_seed(0)
+    ref = BertEncoder(cfg).eval()
+    for p in ref.parameters():  # nn.Linear's default init is small; make the layers matter
+        p.data.normal_(0, 0.3)
+    ids = torch.randint(0, 50, (3, 7))
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 4:] = False
+    mask[2, 2:] = False
+    with torch.no_grad():
+        expected = ref(ids, mask)
+        got = PackedBert(ref, dtype)(ids, mask)
+    assert got.dtype == torch.float32 and got.shape == expected.shape == (3, 7, 32)
+    real = mask[..., None].expand_as(got)  # padded positions are never pooled
+    assert (got - expected)[real].abs().max() < tol * expected[real].abs().max()
+    if dtype == torch.float32:
+        assert torch.allclose(got[real], expected[real], atol=1e-5)
+
+
+def test_minilm_bf16_embeddings_match_fp32(minilm):
+    # Generation encodes with bf16 weights; the student was trained on fp32 embeddings from the dump.
+    fast = load_text_encoder("minilm", precision="auto")
+    assert fast.precision == "bf16" and minilm.precision == "fp32"
+    prompts = ["a red cube", "a large shiny blue sphere on a table", "small green torus " * 3]
+    cos = torch.nn.functional.cosine_similarity(fast.encode(prompts).pooled, minilm.encode(prompts).pooled)
+    assert cos.min() > 0.9999, cos
+    alone = fast.encode(["a red cube"]).pooled[0]  # no padding: the unmasked attention kernel
+    assert torch.nn.functional.cosine_similarity(alone, minilm.encode(["a red cube"]).pooled[0], dim=0) > 0.9999
+
+
+def test_text_precision_is_validated(golden_dir):
+    with pytest.raises(ValueError, match="runs in \\['fp32'\\], not 'bf16'"):
+        load_text_encoder("clip", path=str(golden_dir / "tiny_pipeline"), precision="bf16")
+    assert load_text_encoder("clip", path=str(golden_dir / "tiny_pipeline"), precision="auto").precision == "fp32"
+    with pytest.raises(ValueError, match="runs in"):
+        load_text_encoder("minilm", precision="fp16")

@@ -30,6 +30,8 @@ class TextEncoder(ABC):
     name: str = ""
     dim: int = 0
     max_tokens: int = 0
+    precisions: tuple[str, ...] = ("fp32",)  # weight precisions the constructor takes; the first is exact
+    precision: str = "fp32"  # the one this instance runs in
 
     @abstractmethod
     def encode(self, prompts: list[str]) -> TextEmbedding:
@@ -60,10 +62,18 @@ def available_text_encoders() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def load_text_encoder(name: str = "minilm", path: str | None = None, device: str | torch.device = "cpu") -> TextEncoder:
-    """Build a registered text encoder. `path` is the model folder where the encoder needs one."""
+def load_text_encoder(
+    name: str = "minilm", path: str | None = None, device: str | torch.device = "cpu", precision: str = "fp32"
+) -> TextEncoder:
+    """Build a registered text encoder. `path` is the model folder where the encoder needs one;
+    `precision` one of the class's `precisions` ("auto": the fastest it has, its last)."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown text encoder {name!r}; available: {', '.join(available_text_encoders())}")
     module, cls_name = _REGISTRY[name].split(":")
     cls: Callable[..., TextEncoder] = getattr(importlib.import_module(module), cls_name)
-    return cls(path=path, device=device)
+    precision = cls.precisions[-1] if precision == "auto" else precision
+    if precision not in cls.precisions:
+        raise ValueError(f"text encoder {name!r} runs in {list(cls.precisions)}, not {precision!r}")
+    if precision == "fp32":
+        return cls(path=path, device=device)
+    return cls(path=path, device=device, precision=precision)

@@ -2,6 +2,8 @@
 
 The sentence embedding is the model's own recipe (its `modules.json`): BERT last hidden states,
 mean-pooled over real tokens, then L2-normalised; 384-d, inputs truncated at 256 word pieces.
+`precision="fp32"` (the default, used for the dump) runs the reference `BertEncoder`; `"bf16"` runs
+`PackedBert`, which generation uses for latency (pooled embedding cosine > 0.9999 to fp32).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from safetensors.torch import load_file
 
 from pipeline.text.base import TextEmbedding, TextEncoder
 from pipeline.text.bert import BertConfig, BertEncoder
+from pipeline.text.packed_bert import PackedBert
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # None: the unpacked reference model
 
 
 def bundled_minilm_dir() -> Path:
@@ -28,9 +33,13 @@ def bundled_minilm_dir() -> Path:
 
 class MiniLMEncoder(TextEncoder):
     name = "minilm"
+    precisions = tuple(PRECISIONS)
 
-    def __init__(self, path: str | None = None, device: str | torch.device = "cpu"):
+    def __init__(self, path: str | None = None, device: str | torch.device = "cpu", precision: str = "fp32"):
         from tokenizers import Tokenizer
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"minilm precision must be one of {list(PRECISIONS)}, got {precision!r}")
 
         folder = Path(path) if path else bundled_minilm_dir()
         needed = ["config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json"]
@@ -44,6 +53,9 @@ class MiniLMEncoder(TextEncoder):
         self.model = BertEncoder(cfg)
         self.model.load_hf_state_dict(load_file(folder / "model.safetensors"))
         self.model.eval().to(self.device)
+        self.precision = precision
+        if PRECISIONS[precision] is not None:
+            self.model = PackedBert(self.model, PRECISIONS[precision])
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()

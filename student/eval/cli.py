@@ -113,7 +113,7 @@ def _load(plan, text_encoder_path: str | None):
     encoder = None
     if missing:  # fail now, not after minutes of evaluation
         try:
-            encoder = load_matching_text_encoder(G, plan.checkpoint.path, text_encoder_path)
+            encoder = load_matching_text_encoder(G, plan.checkpoint.path, text_encoder_path, precision="fp32")
         except CheckpointError as e:
             raise EvalInputError(f"{e}; pass --shards with the embeddings or --text-encoder-path") from None
 

@@ -31,6 +31,7 @@ from student.mesh.export import save_mesh
 from student.mesh.extract import mesh_from_field
 from student.mesh.marching_cubes import EmptySurfaceError
 from student.mesh.mesh import Mesh
+from student.model.packed_synthesis import PackedSynthesis
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class ET3D:
     def __init__(self, generator, text_encoder, mesh_config: MeshConfig | None = None, simplify: int | None = None):
         check_text_encoder(generator, text_encoder, "<in memory>")
         self.generator = generator.eval()
+        # The generator's own synthesis is the reference; this packing of it is ~2x faster at batch 1.
+        self.synthesis = PackedSynthesis(generator.synthesis)
         self.text_encoder = text_encoder
         self.simplify = simplify
         self.mesh_config = generation_mesh_config(generator, mesh_config)
@@ -106,13 +109,17 @@ class ET3D:
         ckpt: str | Path | None = None,
         *,
         text_encoder_path: str | None = None,
+        text_precision: str = "auto",
         mesh_config: MeshConfig | None = None,
         simplify: int | None = None,
     ) -> ET3D:
-        """Load a checkpoint folder (default: the newest under runs/train) and its text encoder."""
+        """Load a checkpoint folder (default: the newest under runs/train) and its text encoder.
+
+        text_precision: "auto" (the encoder's fastest: bf16 weights for minilm) or "fp32" (exact).
+        """
         folder = resolve_checkpoint(ckpt)
         generator = load_generator(folder)
-        encoder = load_matching_text_encoder(generator, folder, text_encoder_path)
+        encoder = load_matching_text_encoder(generator, folder, text_encoder_path, text_precision)
         return cls(generator, encoder, mesh_config, simplify)
 
     def encode(self, prompts: list[str]) -> torch.Tensor:
@@ -141,7 +148,8 @@ class ET3D:
             for emb, label, seed in zip(embeddings, labels, seeds, strict=True):
                 rng = torch.Generator(device=device).manual_seed(seed)
                 z = self.generator.sample_z(1, rng)  # (1, z_dim)
-                planes = self.generator.planes(emb[None].to(device), z=z, truncation_psi=truncation_psi)
+                w = self.generator.latent_w(emb[None].to(device), z, truncation_psi)  # (1, w_dim)
+                planes = self.synthesis(w)
                 out.append(Generation(self, label, seed, planes))  # planes (1, 3, C, R, R)
         return out
 

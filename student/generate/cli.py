@@ -24,6 +24,8 @@ from student.generate.outputs import (
 )
 from student.generate.prompts import validate_prompts
 
+TEXT_PRECISIONS = ("auto", "fp32", "bf16")
+
 EXAMPLES = """
 Examples (the checkpoint defaults to the newest one of `make train`):
 
@@ -77,15 +79,21 @@ def generate(
     text_encoder_path: str | None = typer.Option(
         None, help="Model folder for text encoders that need one (clip: the MVDream folder)."
     ),
+    text_precision: str = typer.Option(
+        "auto",
+        help="Text-encoder weights: auto (the encoder's fastest; minilm: bf16, cosine > 0.9999 to fp32) or fp32.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved plan and exit."),
 ) -> None:
     try:
+        if text_precision not in TEXT_PRECISIONS:
+            raise OptionError(f"--text-precision must be one of {', '.join(TEXT_PRECISIONS)}, got {text_precision!r}")
         plan = _plan(prompt, output, seed, num, preview, turntable, interpolate, steps, prompts_file)
         mesh_config = _mesh_config(grid, level)
         if dry_run:
             _print_plan(plan, ckpt, mesh_config, simplify)
             return
-        _run(plan, ckpt, mesh_config, simplify, truncation, text_encoder_path)
+        _run(plan, ckpt, mesh_config, simplify, truncation, text_encoder_path, text_precision)
     except GenerationError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
@@ -178,15 +186,24 @@ def _labels(plan: _Plan) -> list[str]:
     return [p for p in plan.prompts for _ in range(per_prompt)]
 
 
-def _run(plan: _Plan, ckpt, mesh_config, simplify, truncation, text_encoder_path) -> None:
+def _run(plan: _Plan, ckpt, mesh_config, simplify, truncation, text_encoder_path, text_precision) -> None:
     import numpy as np
 
     from student.generate.api import ET3D, embedding_path
     from student.generate.preview import image_grid, save_image
 
     t0 = time.perf_counter()
-    model = ET3D.from_pretrained(ckpt, text_encoder_path=text_encoder_path, mesh_config=mesh_config, simplify=simplify)
-    typer.echo(f"loaded generator and {model.text_encoder.name} text encoder in {time.perf_counter() - t0:.2f} s")
+    model = ET3D.from_pretrained(
+        ckpt,
+        text_encoder_path=text_encoder_path,
+        text_precision=text_precision,
+        mesh_config=mesh_config,
+        simplify=simplify,
+    )
+    encoder = model.text_encoder
+    typer.echo(
+        f"loaded generator and {encoder.name} text encoder ({encoder.precision}) in {time.perf_counter() - t0:.2f} s"
+    )
 
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:

@@ -80,13 +80,17 @@ def load_generator(folder: Path):
     return generator.eval()
 
 
-def load_matching_text_encoder(generator, folder: Path, path: str | None = None):
-    """The text encoder the generator was trained with, checked to produce embeddings of its width."""
+def load_matching_text_encoder(generator, folder: Path, path: str | None = None, precision: str = "auto"):
+    """The text encoder the generator was trained with, checked to produce embeddings of its width.
+
+    precision "auto" takes the encoder's fastest (minilm: bf16 weights, pooled cosine > 0.9999 to the fp32
+    embeddings the student was trained on); "fp32" the exact reference.
+    """
     from pipeline.text import load_text_encoder
 
     name = generator.text_encoder_name
     try:
-        encoder = load_text_encoder(name, path=path)
+        encoder = load_text_encoder(name, path=path, precision=precision)
     except (ValueError, FileNotFoundError, OSError) as e:
         raise CheckpointError(f"checkpoint {str(folder)!r} needs text encoder {name!r}: {_first_line(e)}") from e
     check_text_encoder(generator, encoder, folder)

@@ -104,7 +104,12 @@ class TriplaneGenerator(nn.Module):
         generator: torch.Generator | None = None,
         truncation_psi: float = 1.0,
     ) -> torch.Tensor:
-        """text_emb (B, D) -> tri-planes (B, 3, C, R, R) (XY, XZ, YZ). z (B, z_dim) or drawn from `generator`.
+        """text_emb (B, D) -> tri-planes (B, 3, C, R, R) (XY, XZ, YZ). z (B, z_dim) or drawn from `generator`."""
+        z = self.sample_z(text_emb.shape[0], generator) if z is None else z
+        return self.synthesis(self.latent_w(text_emb, z, truncation_psi))
+
+    def latent_w(self, text_emb: torch.Tensor, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
+        """text_emb (B, D), z (B, z_dim) -> w (B, w_dim), the synthesis input.
 
         truncation_psi < 1 moves w towards the mean w of the same prompt (over `mapping.truncation_samples`
         fixed latents): StyleGAN's truncation trick, made conditional so that it keeps the prompt.
@@ -113,7 +118,6 @@ class TriplaneGenerator(nn.Module):
         assert text_emb.shape == (b, self.text_dim), (
             f"text_emb must be (B, {self.text_dim}), got {tuple(text_emb.shape)}"
         )
-        z = self.sample_z(b, generator) if z is None else z
         w = self.mapping_w(text_emb, z)
         if truncation_psi != 1.0:
             k = self.cfg.mapping.truncation_samples
@@ -121,7 +125,7 @@ class TriplaneGenerator(nn.Module):
             zs = self.sample_z(k, torch.Generator(device=z.device).manual_seed(0)).repeat(b, 1)  # (B*k, z_dim)
             centre = self.mapping_w(text_emb.repeat_interleave(k, dim=0), zs).view(b, k, -1).mean(dim=1)  # (B, w_dim)
             w = centre + truncation_psi * (w - centre)
-        return self.synthesis(w)
+        return w
 
     # --- tri-planes -> density, colour, images -------------------------------------------------------------
     def field(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
