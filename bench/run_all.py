@@ -91,19 +91,48 @@ def amortisation(results: dict) -> dict:
     out = {}
     gen = results.get("generate", {}).get("results", {})
     student_s = {
-        k: gen[k] / 1000 for k in ("text_to_planes_ms", "prompt_to_mesh_ms") if isinstance(gen.get(k), float | int)
+        k: gen[k] / 1000 for k in ("text_to_triplanes_ms", "prompt_to_mesh_ms") if isinstance(gen.get(k), float | int)
     }
     teachers = {}
     mv = results.get("mvdream", {})
     if isinstance(mv.get("projected_s_per_sample"), float | int):
         teachers["mvdream_cpu_50_steps"] = mv["projected_s_per_sample"]
     dump = results.get("dump", {})
-    if isinstance(dump.get("seconds_per_sample_1_worker"), float | int):
-        teachers["procedural"] = dump["seconds_per_sample_1_worker"]
+    if isinstance(dump.get("teacher_s_per_sample"), float | int):
+        teachers["procedural"] = dump["teacher_s_per_sample"]
     for t_name, t_s in teachers.items():
         for s_name, s_s in student_s.items():
             out[f"{t_name} / {s_name}"] = round(t_s / s_s, 1) if s_s > 0 else None
     return out
+
+
+# The numbers a reader looks for first: (stage, dotted key in its JSON, label, target or "").
+HEADLINE = [
+    ("mvdream", "step_s_median", "MVDream UNet, s per denoising step (CFG batch, 4 views, 256 px)", ""),
+    ("mvdream", "projected_s_per_sample", "MVDream, s per 4-view sample at 50 steps (UNet only)", ""),
+    ("mvdream", "peak_rss_gb", "MVDream process peak memory, GB", ""),
+    ("dump", "teacher_s_per_sample", "procedural teacher, s per 4-view sample", ""),
+    ("dump", "workers.1.median_samples_per_s", "dump, samples/s with 1 Ray worker", ""),
+    ("dump", "workers.2.median_samples_per_s", "dump, samples/s with 2 Ray workers", ""),
+    ("dump", "speedup_2_vs_1", "dump scaling, 2 workers / 1", ">= 1.7"),
+    ("dump", "write_fraction_of_teacher", "shard writing / teacher time", "<= 0.10"),
+    ("student", "train_step_s_median", "student train step (cpu preset, batch 16), s", ""),
+    ("student", "loader_over_train", "loader samples/s / trainer samples/s", ">= 5"),
+    ("generate", "results.text_encode_ms", "text encoding (bf16 MiniLM), ms", ""),
+    ("generate", "results.forward_ms", "generator forward, embedding -> tri-planes, ms", ""),
+    ("generate", "results.text_to_triplanes_ms", "text -> tri-planes, ms", "<= 8"),
+    ("generate", "results.prompt_to_mesh_ms", "prompt -> mesh at grid 128, in process, ms", "<= 250"),
+    ("generate", "results.cold_process_s", "cold `et3d-gen` process, s", "<= 3"),
+    ("generate", "results.cold_peak_rss_mb", "cold `et3d-gen` peak memory, MB", "<= 1536"),
+]
+
+
+def _lookup(record: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(record, dict) or part not in record:
+            return None
+        record = record[part]
+    return record
 
 
 def _numbers(record: dict, prefix: str = "") -> dict[str, float]:
@@ -127,15 +156,20 @@ def to_markdown(report: dict) -> str:
         f"torch {report['machine']['torch']}, {report['machine']['date']}",
         "",
     ]
-    lines += ["| stage | metric | value |", "|---|---|---|"]
+    lines += ["| measured | value | target |", "|---|---|---|"]
+    for stage, key, label, target in HEADLINE:
+        value = _lookup(report["stages"].get(stage, {}), key)
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            lines.append(f"| {label} | {value:.4g} | {target} |")
+    lines += ["", "Amortisation (teacher seconds per sample / student seconds per asset):", ""]
+    lines += [f"- {k}: {v}x" for k, v in report["amortisation"].items()] or ["- (not measured)"]
+    lines += ["", "Every number:", "", "| stage | metric | value |", "|---|---|---|"]
     for stage, res in report["stages"].items():
         for key, value in sorted(_numbers(res).items()):
             lines.append(f"| {stage} | {key} | {value:.4g} |")
     lines += ["", "| stage | process wall s | peak RSS MB | exit |", "|---|---|---|---|"]
     for stage, p in report["processes"].items():
         lines.append(f"| {stage} | {p['seconds']:.1f} | {p['peak_rss_mb']:.0f} | {p['exit_code']} |")
-    lines += ["", "Amortisation (teacher seconds per sample / student seconds per asset):", ""]
-    lines += [f"- {k}: {v}x" for k, v in report["amortisation"].items()] or ["- (not measured)"]
     return "\n".join(lines) + "\n"
 
 

@@ -244,7 +244,8 @@ def _run(plan: _Plan, ckpt, mesh_config, simplify, truncation, text_encoder_path
     n = len(generations)
     typer.echo(
         f"time: text encoding {1e3 * t_text:.1f} ms, forward pass {1e3 * t_forward / n:.1f} ms per asset, "
-        f"meshing {1e3 * t_mesh / max(n - failures, 1):.0f} ms per mesh (grid {mesh_config.grid})"
+        f"meshing {1e3 * t_mesh / max(n - failures, 1):.0f} ms per mesh (grid {mesh_config.grid}); "
+        "first calls of this process, warm medians are in bench/results.md"
     )
     if failures:
         raise EmptyMeshError(
