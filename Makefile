@@ -90,4 +90,5 @@ demo: install
 	$(PY) -m student.generate.cli --interpolate "a red cube" "a blue sphere" --steps 5 -o out/demo/interp.ply
 	@echo "== 4/4 eval"
 	$(MAKE) --no-print-directory eval
-	@echo "meshes and previews: out/demo/   report: eval/<run>/report.md   checkpoints: $(TRAIN_DIR)/"
+	@run=$$(ls -d $(TRAIN_DIR)/[0-9]*-*/ | sort | tail -1); run=$${run%/}; \
+	echo "== done: meshes and previews in out/demo/, report in eval/$${run##*/}/report.md, checkpoints in $$run/checkpoints/"

@@ -247,7 +247,8 @@ def run_dump(config: DumpConfig, console: Console | None = None, show_progress: 
             )
             for p in todo
         }
-        _dispatch(config, actors, actor_cls, todo, tasks, report, console, show_progress)
+        if todo:  # a rerun of a finished dump only checks it
+            _dispatch(config, actors, actor_cls, todo, tasks, report, console, show_progress)
     finally:
         if started:
             ray.shutdown()
