@@ -7,7 +7,7 @@ of fp32 linear weights and a 5-token prompt does ~0.1 GFLOP with them. Packing d
   natively), while the residual stream, LayerNorms, softmax and pooling stay float32.
 
 `BertEncoder` stays the reference: tests check this path against it (exact in fp32, cosine > 0.9999 on
-the pooled MiniLM embedding in bf16). Measured on the 2-core CI machine: 6-7 ms -> 3.3 ms per prompt.
+the pooled MiniLM embedding in bf16). Measured on the 2-core CI machine: 6-8 ms -> 3.5-4 ms per prompt.
 """
 
 from __future__ import annotations
