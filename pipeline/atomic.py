@@ -30,18 +30,25 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", dir=path.parent)
-    try:
+    with _removed_on_failure(tmp):
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    return path
+
+
+@contextlib.contextmanager
+def _removed_on_failure(tmp: str) -> Iterator[None]:
+    """Delete the temp file `tmp` if the block raises (a crash leaves no half-written file behind)."""
+    try:
+        yield
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
-    return path
 
 
 def atomic_write_text(path: Path | str, text: str) -> Path:
@@ -62,15 +69,11 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}", suffix=path.suffix, dir=path.parent)
     os.close(fd)
-    try:
+    with _removed_on_failure(tmp):
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     _fsync_dir(path.parent)
 
 
