@@ -203,3 +203,21 @@ def test_generation_equals_the_reference_generator_path(model):
         z = G.sample_z(1, torch.Generator().manual_seed(7))
         expected = G.planes(emb, z=z, truncation_psi=0.7)  # (1, 3, C, R, R)
     torch.testing.assert_close(gen.planes, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
+
+
+@pytest.mark.gpu
+def test_generation_on_cuda_matches_the_cpu(tiny_dir, hash_encoder):
+    # z is drawn on the CPU, so a seed names the same asset on every device; the arithmetic differs by rounding.
+    cpu = ET3D.from_pretrained(tiny_dir, mesh_config=MeshConfig(grid=32, sigma_level=LEVEL))
+    gpu = ET3D.from_pretrained(tiny_dir, mesh_config=MeshConfig(grid=32, sigma_level=LEVEL), device="cuda")
+    a, b = cpu("a red cube", seed=3), gpu("a red cube", seed=3)
+    assert b.planes.device.type == "cuda"
+    torch.testing.assert_close(b.planes.cpu(), a.planes, rtol=1e-3, atol=1e-3 * float(a.planes.abs().max()))
+    assert abs(b.mesh.num_vertices - a.mesh.num_vertices) <= 0.02 * a.mesh.num_vertices
+    assert b.views(2).shape == a.views(2).shape
+
+
+def test_device_auto_and_cpu_resolve(tiny_dir, hash_encoder):
+    model = ET3D.from_pretrained(tiny_dir, device="auto")
+    assert model.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert ET3D.from_pretrained(tiny_dir, device="cpu").device == torch.device("cpu")

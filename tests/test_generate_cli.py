@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from generate_support import save_tiny_generator, use_hash_encoder
 from typer.testing import CliRunner
 
@@ -99,6 +100,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(run, tmp_path):
         (["--prompts-file", "{d}/none.txt", "-o", "{d}/a.ply"], 2, "prompt corpus not found"),
         (["a cube", "-o", "{d}/a.ply", "--grid", "30", "--level", "0"], 2, "sigma_level must be a finite density > 0"),
         (["a cube", "-o", "{d}/a.ply", "--text-precision", "fp16"], 2, "one of auto, fp32, bf16, got 'fp16'"),
+        (["a cube", "-o", "{d}/a.ply", "--device", "gpu0"], 2, "unknown device 'gpu0'; accepted: cpu, cuda"),
     ],
     ids=[
         "empty-prompt",
@@ -110,6 +112,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(run, tmp_path):
         "no-file",
         "level",
         "precision",
+        "device",
     ],
 )
 def test_bad_requests_fail_fast_with_one_line(run, tmp_path, args, code, message):
@@ -117,6 +120,12 @@ def test_bad_requests_fail_fast_with_one_line(run, tmp_path, args, code, message
     assert result_code == code
     assert message.format(d=tmp_path) in " ".join(err.split())
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_refused_in_one_line(run, tmp_path):
+    code, _, err = run("a cube", "-o", str(tmp_path / "a.ply"), "--device", "cuda")
+    assert code == 2 and "device 'cuda': CUDA is not available" in err and "use cpu" in err
 
 
 def test_checkpoint_problems_exit_3_and_name_the_file(run, tmp_path):

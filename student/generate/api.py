@@ -23,6 +23,7 @@ from student.generate.loading import (
     load_generator,
     load_matching_text_encoder,
     resolve_checkpoint,
+    resolve_device,
 )
 from student.generate.preview import image_grid, preview_cameras, render_views, save_gif, save_image
 from student.generate.prompts import validate_prompts
@@ -112,15 +113,27 @@ class ET3D:
         text_precision: str = "auto",
         mesh_config: MeshConfig | None = None,
         simplify: int | None = None,
+        device: str = "cpu",
     ) -> ET3D:
         """Load a checkpoint folder (default: the newest under runs/train) and its text encoder.
 
         text_precision: "auto" (the encoder's fastest: bf16 weights for minilm) or "fp32" (exact).
+        device: "cpu", "cuda[:N]" or "auto"; meshes, images and returned tensors other than planes are on the CPU.
         """
         folder = resolve_checkpoint(ckpt)
-        generator = load_generator(folder)
-        encoder = load_matching_text_encoder(generator, folder, text_encoder_path, text_precision)
+        torch_device = resolve_device(device)
+        generator = load_generator(folder, torch_device)
+        encoder = load_matching_text_encoder(generator, folder, text_encoder_path, text_precision, torch_device)
         return cls(generator, encoder, mesh_config, simplify)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def synchronize(self) -> None:
+        """Wait for queued GPU work (a no-op on the CPU): for timing."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def encode(self, prompts: list[str]) -> torch.Tensor:
         """Validated prompts -> pooled text embeddings (B, D); warns about prompts the encoder truncates."""
@@ -138,16 +151,16 @@ class ET3D:
         """One forward pass per (embedding (D,), seed): text embeddings (B, D) -> B generations.
 
         Each sample draws z from its own torch.Generator seeded with its seed, so a seed gives the same asset
-        whatever else is generated in the same call.
+        whatever else is generated in the same call; z is drawn on the CPU, so also whatever the device.
         """
         if not (len(embeddings) == len(labels) == len(seeds)):
             raise ValueError(f"got {len(embeddings)} embeddings, {len(labels)} labels, {len(seeds)} seeds")
-        device = next(self.generator.parameters()).device
+        device = self.device
         out = []
         with torch.inference_mode():
             for emb, label, seed in zip(embeddings, labels, seeds, strict=True):
-                rng = torch.Generator(device=device).manual_seed(seed)
-                z = self.generator.sample_z(1, rng)  # (1, z_dim)
+                rng = torch.Generator().manual_seed(seed)
+                z = torch.randn(1, self.generator.config.mapping.z_dim, generator=rng).to(device)  # (1, z_dim)
                 w = self.generator.latent_w(emb[None].to(device), z, truncation_psi)  # (1, w_dim)
                 planes = self.synthesis(w)
                 out.append(Generation(self, label, seed, planes))  # planes (1, 3, C, R, R)

@@ -83,6 +83,7 @@ def generate(
         "auto",
         help="Text-encoder weights: auto (the encoder's fastest; minilm: bf16, cosine > 0.9999 to fp32) or fp32.",
     ),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto (cuda when available)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved plan and exit."),
 ) -> None:
     try:
@@ -93,7 +94,7 @@ def generate(
         if dry_run:
             _print_plan(plan, ckpt, mesh_config, simplify)
             return
-        _run(plan, ckpt, mesh_config, simplify, truncation, text_encoder_path, text_precision)
+        _run(plan, ckpt, mesh_config, simplify, truncation, text_encoder_path, text_precision, device)
     except GenerationError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
@@ -186,7 +187,7 @@ def _labels(plan: _Plan) -> list[str]:
     return [p for p in plan.prompts for _ in range(per_prompt)]
 
 
-def _run(plan: _Plan, ckpt, mesh_config, simplify, truncation, text_encoder_path, text_precision) -> None:
+def _run(plan: _Plan, ckpt, mesh_config, simplify, truncation, text_encoder_path, text_precision, device) -> None:
     import numpy as np
 
     from student.generate.api import ET3D, embedding_path
@@ -199,10 +200,12 @@ def _run(plan: _Plan, ckpt, mesh_config, simplify, truncation, text_encoder_path
         text_precision=text_precision,
         mesh_config=mesh_config,
         simplify=simplify,
+        device=device,
     )
     encoder = model.text_encoder
     typer.echo(
-        f"loaded generator and {encoder.name} text encoder ({encoder.precision}) in {time.perf_counter() - t0:.2f} s"
+        f"loaded generator and {encoder.name} text encoder ({encoder.precision}) on {model.device} "
+        f"in {time.perf_counter() - t0:.2f} s"
     )
 
     t0 = time.perf_counter()
@@ -219,6 +222,7 @@ def _run(plan: _Plan, ckpt, mesh_config, simplify, truncation, text_encoder_path
     per_prompt = len(plan.meshes) // len(embeddings)
     repeated = embeddings.repeat_interleave(per_prompt, dim=0)  # (P * num, D)
     generations = model.synthesize(repeated, _labels(plan), plan.seeds, truncation)
+    model.synchronize()  # CUDA runs asynchronously: wait before reading the clock
     t_forward = time.perf_counter() - t0
 
     t_mesh, failures = 0.0, 0

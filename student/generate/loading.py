@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from student.generate.errors import CheckpointError
+from student.generate.errors import CheckpointError, OptionError
 
 HOW_TO_GET_ONE = "train one with `make train` (or `make demo` for a quick CPU run), or pass --ckpt DIR"
 
@@ -67,20 +67,37 @@ def check_checkpoint_files(folder: Path) -> None:
         raise CheckpointError(f"{weights}: not a valid safetensors file ({_first_line(e)})") from e
 
 
-def load_generator(folder: Path):
+def resolve_device(device: str):
+    """'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when available) -> torch.device, or an OptionError saying why not."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise OptionError(f"unknown device {device!r}; accepted: cpu, cuda, cuda:N, auto") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError(f"device {device!r}: CUDA is not available to torch {torch.__version__}; use cpu")
+    if resolved.type not in ("cpu", "cuda"):
+        raise OptionError(f"device {device!r}: generation runs on cpu or cuda")
+    return resolved
+
+
+def load_generator(folder: Path, device="cpu"):
     """`TriplaneGenerator.from_pretrained` behind the checks above; returns the generator in eval mode."""
     from student.model.generator import TriplaneGenerator
 
     check_checkpoint_files(folder)
     try:
-        generator = TriplaneGenerator.from_pretrained(folder)
+        generator = TriplaneGenerator.from_pretrained(folder, device=device)
     except (ValueError, KeyError, RuntimeError, OSError, TypeError) as e:
         # load_state_dict lists every mismatching tensor over many lines; the first names the problem.
         raise CheckpointError(f"checkpoint {str(folder)!r} does not load: {_first_line(e)}") from e
     return generator.eval()
 
 
-def load_matching_text_encoder(generator, folder: Path, path: str | None = None, precision: str = "auto"):
+def load_matching_text_encoder(generator, folder: Path, path: str | None = None, precision: str = "auto", device="cpu"):
     """The text encoder the generator was trained with, checked to produce embeddings of its width.
 
     precision "auto" takes the encoder's fastest (minilm: bf16 weights, pooled cosine > 0.9999 to the fp32
@@ -90,7 +107,7 @@ def load_matching_text_encoder(generator, folder: Path, path: str | None = None,
 
     name = generator.text_encoder_name
     try:
-        encoder = load_text_encoder(name, path=path, precision=precision)
+        encoder = load_text_encoder(name, path=path, device=device, precision=precision)
     except (ValueError, FileNotFoundError, OSError) as e:
         raise CheckpointError(f"checkpoint {str(folder)!r} needs text encoder {name!r}: {_first_line(e)}") from e
     check_text_encoder(generator, encoder, folder)
