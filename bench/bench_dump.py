@@ -27,10 +27,12 @@ sys.path.insert(0, str(REPO))
 
 from rich.console import Console  # noqa: E402
 
+from bench.process_memory import ProcessPeakMemory  # noqa: E402
 from pipeline.atomic import atomic_write_json  # noqa: E402
 from teacher_dump.dump import DumpConfig, run_dump  # noqa: E402
 
 SPEEDUP_TARGET = 1.7
+WORKER_PROCESS = "ray::DumpWorker"  # Ray names actor processes ray::<class>
 WRITE_FRACTION_TARGET = 0.10
 
 
@@ -65,7 +67,8 @@ def run_benchmark(
     try:
         base = DumpConfig(prompts=prompts, samples=samples, resolution=resolution, shard_size=shard_size, workers=1)
         _one_run(replace(base, samples=1))  # warm-up: text encoder load, first imports in the workers
-        runs = {n: [_one_run(replace(base, workers=n)) for _ in range(repeats)] for n in worker_counts}
+        with ProcessPeakMemory(WORKER_PROCESS) as workers_memory:
+            runs = {n: [_one_run(replace(base, workers=n)) for _ in range(repeats)] for n in worker_counts}
     finally:
         ray.shutdown()
     per_workers = {
@@ -94,6 +97,9 @@ def run_benchmark(
         "write_fraction_of_teacher": round(write_fraction, 4),
         "load_average": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "cpu_count": os.cpu_count(),
+        # Ray's workers are not this process's children: their peak is sampled from /proc while they run.
+        "worker_peak_rss_mb": round(workers_memory.max_mb, 1),
+        "worker_processes_seen": len(workers_memory.by_pid),
     }
     if 2 in runs and 1 in runs:
         speedup = statistics.median(r["samples_per_s"] for r in runs[2]) / one

@@ -116,6 +116,7 @@ HEADLINE = [
     ("dump", "workers.2.median_samples_per_s", "dump, samples/s with 2 Ray workers", ""),
     ("dump", "speedup_2_vs_1", "dump scaling, 2 workers / 1", ">= 1.7"),
     ("dump", "write_fraction_of_teacher", "shard writing / teacher time", "<= 0.10"),
+    ("dump", "worker_peak_rss_mb", "dump, peak memory of one Ray worker, MB", ""),
     ("student", "train_step_s_median", "student train step (cpu preset, batch 16), s", ""),
     ("student", "loader_over_train", "loader samples/s / trainer samples/s", ">= 5"),
     ("generate", "results.text_encode_ms", "text encoding (bf16 MiniLM), ms", ""),
