@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from student.eval.clip_metrics import ClipConfig, ClipModel, evaluate_clip
+from student.eval.clip_metrics import ClipConfig, ClipModel, evaluate_clip, render_clip_views
 from student.model.generator import TriplaneGenerator
 from student.presets import get_preset
 
@@ -60,6 +60,15 @@ def test_clip_metrics_of_a_tiny_generator(tiny_clip: Path) -> None:
     )
     assert set(result.per_prompt_score) == set(PROMPTS)
     assert result.to_json()["chance_r_precision"] == pytest.approx(1 / 3)
+    # Independently: each prompt's own renders against its own text, one prompt at a time, so a mix-up of
+    # images and labels in the batched path would show.
+    clip, config = ClipModel(tiny_clip), ClipConfig(views=2, seeds=2)
+    views = render_clip_views(G, emb, config)  # (P, S, V, H, W, 3)
+    texts = torch.nn.functional.normalize(clip.embed_texts(PROMPTS), dim=-1)  # (P, E)
+    for i, prompt in enumerate(PROMPTS):
+        images = torch.nn.functional.normalize(clip.embed_images(views[i].reshape(-1, *views.shape[-3:])), dim=-1)
+        assert result.per_prompt_score[prompt] == pytest.approx(float((images @ texts[i]).mean()), abs=1e-5)
+    assert result.score == pytest.approx(sum(result.per_prompt_score.values()) / len(PROMPTS), abs=1e-6)
 
 
 def test_missing_clip_folder_is_named(tmp_path: Path) -> None:

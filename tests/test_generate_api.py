@@ -80,10 +80,13 @@ def test_default_level_follows_the_renderer_sample_spacing(tiny_dir, hash_encode
 
 
 def test_save_preview_and_turntable_return_the_paths_they_wrote(model, tmp_path):
+    import trimesh
     from PIL import Image
 
     gen = model("a red cube", seed=0)
     assert gen.save(tmp_path / "m.glb") == tmp_path / "m.glb"
+    loaded = trimesh.load(tmp_path / "m.glb", force="mesh", process=False)
+    assert len(loaded.vertices) == gen.mesh.num_vertices and len(loaded.faces) == gen.mesh.num_faces
     path = gen.preview(tmp_path / "p.png")
     assert path == tmp_path / "p.png"
     assert Image.open(path).size == (32, 32)  # 4 views of 16^2 in a 2 x 2 grid
@@ -146,19 +149,31 @@ def test_a_run_folder_resolves_to_its_newest_checkpoint(tiny_dir, tmp_path):
         (lambda d: (d / "config.json").unlink(), r"has no config.json"),
         (lambda d: (d / "model.safetensors").unlink(), r"has no model.safetensors"),
         (lambda d: (d / "config.json").write_text("{not json"), r"config.json: not readable JSON"),
+        (lambda d: (d / "config.json").write_text("[1, 2]"), r"config.json: expected a JSON object, got list"),
         (lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 40), r"model.safetensors: not a valid safetensors"),
         (
             lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:-100]),
             r"model.safetensors: not a valid safetensors",
         ),
     ],
-    ids=["missing-dir", "no-config", "no-weights", "bad-json", "not-safetensors", "truncated-weights"],
+    ids=["missing-dir", "no-config", "no-weights", "bad-json", "json-list", "not-safetensors", "truncated-weights"],
 )
 def test_unreadable_or_corrupt_checkpoints_name_the_file(tiny_dir, tmp_path, hash_encoder, damage, message):
     ckpt = _copy(tiny_dir, tmp_path)
     damage(ckpt)
     with pytest.raises(CheckpointError, match=message):
         ET3D.from_pretrained(ckpt)
+
+
+def test_a_file_given_as_checkpoint_is_refused(tiny_dir, hash_encoder):
+    with pytest.raises(CheckpointError, match=r"model.safetensors' is a file; --ckpt takes the checkpoint folder"):
+        ET3D.from_pretrained(tiny_dir / "model.safetensors")
+
+
+def test_synthesize_needs_one_label_and_seed_per_embedding(model):
+    emb = model.encode(["a red cube", "a blue cone"])  # (2, D)
+    with pytest.raises(ValueError, match="got 2 embeddings, 1 labels, 2 seeds"):
+        model.synthesize(emb, ["a red cube"], [0, 1])
 
 
 def test_weights_that_do_not_fit_the_config_name_the_tensor(tiny_dir, tmp_path, hash_encoder):

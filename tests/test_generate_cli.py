@@ -101,6 +101,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(run, tmp_path):
         (["a cube", "-o", "{d}/a.ply", "--grid", "30", "--level", "0"], 2, "sigma_level must be a finite density > 0"),
         (["a cube", "-o", "{d}/a.ply", "--text-precision", "fp16"], 2, "one of auto, fp32, bf16, got 'fp16'"),
         (["a cube", "-o", "{d}/a.ply", "--device", "gpu0"], 2, "unknown device 'gpu0'; accepted: cpu, cuda"),
+        (["--interpolate", "a", "b", "--num", "2", "-o", "{d}/a.ply"], 2, "--num does not combine with --interpolate"),
     ],
     ids=[
         "empty-prompt",
@@ -113,6 +114,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(run, tmp_path):
         "level",
         "precision",
         "device",
+        "num-interpolate",
     ],
 )
 def test_bad_requests_fail_fast_with_one_line(run, tmp_path, args, code, message):

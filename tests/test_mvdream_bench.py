@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_mvdream.py"
 
@@ -23,7 +24,8 @@ def bench():
 
 def test_quick_benchmark_record(bench, tmp_path):
     record = bench.run_benchmark(quick=True, repeats=2)
-    assert record["n_params"] == 811_652  # the golden tiny UNet
+    golden = load_file(str(bench.TINY_CONFIG.with_suffix(".safetensors")))
+    assert record["n_params"] == sum(t.numel() for t in golden.values())  # the golden tiny UNet's weights
     assert record["inputs"] == {"x": [8, 4, 8, 8], "context": [8, 77, 32], "camera": [8, 16]}
     assert len(record["step_s"]) == 2 and record["step_s_median"] > 0
     assert abs(record["projected_s_per_sample"] - 50 * record["step_s_median"]) <= 0.1
@@ -33,7 +35,7 @@ def test_quick_benchmark_record(bench, tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     written = json.loads(path.read_text())
-    assert written["n_params"] == 811_652 and len(written["step_s"]) == 1
+    assert written["n_params"] == record["n_params"] and len(written["step_s"]) == 1
     assert [p.name for p in path.parent.iterdir()] == ["mvdream.json"]  # no temp file left behind
     with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
         bench.run_benchmark(quick=True, repeats=0)

@@ -102,7 +102,9 @@ def test_procedural_teacher_is_deterministic_and_batch_independent() -> None:
     np.testing.assert_allclose(np.diff(azimuth, axis=1) % 360, 90, atol=1e-3)
     other_seed = teacher.generate(prompts[:1], [1])
     assert not np.array_equal(other_seed.views[0], together.views[0])
-    assert len(set(teacher.config_hash() for _ in range(2))) == 1
+    # The hash names the teacher's settings: equal for an equal build, different for another resolution.
+    assert build_teacher("procedural", num_views=4, resolution=24).config_hash() == teacher.config_hash()
+    assert build_teacher("procedural", num_views=4, resolution=32).config_hash() != teacher.config_hash()
 
 
 def test_procedural_teacher_rejects_out_of_vocabulary_prompts_naming_the_words() -> None:

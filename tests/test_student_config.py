@@ -64,6 +64,21 @@ def test_every_leaf_field_is_an_override_key():
     assert len(keys) == len(set(keys)) > 50
 
 
+@pytest.mark.parametrize("source, target", [("cpu", "tiny"), ("paper", "cpu")])
+def test_list_keys_output_turns_one_preset_into_another(source, target):
+    # Every line `et3d-train --list-keys` prints is an override that applies: fed back, a preset's listing
+    # rebuilds that preset exactly from any other.
+    from typer.testing import CliRunner
+
+    from student.cli import app
+
+    result = CliRunner().invoke(app, ["--preset", source, "--list-keys"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.split()
+    assert len(lines) == len(flat_keys(get_preset(source))) and all(line.startswith("--") for line in lines)
+    assert apply_overrides(get_preset(target), lines) == get_preset(source)
+
+
 def test_from_dict_rejects_unknown_and_mistyped_fields():
     data = to_dict(get_preset("tiny"))
     data["optim"]["momentum"] = 0.9

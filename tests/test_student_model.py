@@ -80,7 +80,12 @@ def test_truncation_zero_collapses_z_and_one_is_identity(G):
     z = G.sample_z(2, torch.Generator().manual_seed(0))
     collapsed = G.planes(emb, z, truncation_psi=0.0)
     torch.testing.assert_close(collapsed[0], collapsed[1])
-    assert torch.equal(G.planes(emb, z, truncation_psi=1.0), G.planes(emb, z))
+    with torch.no_grad():
+        w = G.mapping_w(emb, z)  # (2, w_dim), untruncated
+        assert torch.equal(G.latent_w(emb, z, 1.0), w)
+        centre = G.latent_w(emb, z, 0.0)  # the prompt's mean w: the same for both latents
+        torch.testing.assert_close(centre[0], centre[1])
+        torch.testing.assert_close(G.latent_w(emb, z, 0.5), (centre + w) / 2)  # linear in psi
 
 
 def test_render_is_deterministic_and_matches_batched_and_single_views(G):

@@ -48,8 +48,11 @@ def test_minilm_matches_sentence_transformers(minilm):
 def test_minilm_truncation_warning(minilm):
     long = "red " * 300
     assert minilm.count_tokens(long) == 302
-    assert minilm.check_prompts([long]) and not minilm.check_prompts(["a red cube"])
-    assert minilm.encode([long]).pooled.shape == (1, 384)
+    assert minilm.check_prompts([long]) == [f"minilm takes 256 tokens; {long[:40]!r}... has 302 and is truncated"]
+    assert not minilm.check_prompts(["a red cube"])
+    # Truncation keeps [CLS] + the first 254 words + [SEP], as sentence-transformers does.
+    torch.testing.assert_close(minilm.encode([long]).pooled, minilm.encode(["red " * 254]).pooled)
+    assert not torch.allclose(minilm.encode([long]).pooled, minilm.encode(["red " * 200]).pooled, atol=1e-4)
 
 
 def test_clip_tiny_folder(golden_dir):
