@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from pipeline.atomic import TMP_PREFIX
@@ -46,6 +47,25 @@ def test_teacher_options_parse_json_values_or_keep_strings() -> None:
         ("path", "/m=1"),
         ("flag", True),
     )
+
+
+@pytest.mark.parametrize("pair", ["steps", "=5", " =5"])
+def test_a_teacher_option_without_key_or_equals_is_refused_by_name(pair: str) -> None:
+    with pytest.raises(typer.BadParameter, match=f"expected key=value, got {pair!r}"):
+        parse_teacher_options(["steps=50", pair])
+
+
+def test_bad_flag_values_exit_2_with_one_line_naming_the_value(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    args = ["--prompts", str(_corpus(tmp_path, PROMPTS)), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--teacher", "nope"], terminal_width=200)
+    assert result.exit_code == 2
+    assert result.output == "error: unknown teacher 'nope'; available: fake, mvdream, procedural\n"
+    result = CliRunner().invoke(app, [*args, "--workers", "0"], terminal_width=200)
+    assert result.exit_code == 2 and result.output == "error: workers must be >= 1, got 0\n"
+    result = CliRunner().invoke(app, [*args, "--teacher-opt", "steps"], terminal_width=200)
+    assert result.exit_code == 2 and "Invalid value for --teacher-opt: expected key=value, got 'steps'" in result.output
+    assert not out.exists()
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path) -> None:

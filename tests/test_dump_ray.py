@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,15 @@ from pipeline.shard_reader import read_shard
 from pipeline.shards import Manifest, list_shards
 from teacher_dump.dump import DumpConfig, DumpError, run_dump
 from teacher_dump.plan import plan_shards
+from teacher_dump.teachers.base import build_teacher
 
 PROMPTS = ["a red cube", "a blue sphere", "a small green torus", "a large yellow cone", "a pink pyramid"]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_session():
-    ray = pytest.importorskip("ray")
+    import ray  # a required dependency: a broken install fails here, loudly
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
@@ -124,6 +127,24 @@ def test_a_rerun_with_other_options_is_refused(tmp_path: Path) -> None:
         run_dump(DumpConfig(**base, samples=2), _quiet(), show_progress=False)
     with pytest.raises(DumpError, match="rejected its options"):
         run_dump(DumpConfig(**base, teacher_options=(("colour", 3),)), _quiet(), show_progress=False)
+
+
+def test_a_rerun_with_another_teacher_config_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "shards"
+    base = {"prompts": _corpus(tmp_path, PROMPTS[:2]), "out": out, "teacher": "fake", "views": 2, "workers": 1}
+    assert run_dump(DumpConfig(**base, resolution=8), _quiet(), show_progress=False).ok
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"dataset.json", "manifest.jsonl", "shard-000000.tar"} <= set(before)
+    old_hash = json.loads(before["dataset.json"])["teacher_config_hash"]
+    new_hash = build_teacher("fake", num_views=2, resolution=16).config_hash()
+    assert old_hash == build_teacher("fake", num_views=2, resolution=8).config_hash() != new_hash
+    # Same prompts and samples, so the same plan: only the teacher's config (and its hash) differs.
+    with pytest.raises(DumpError) as info:
+        run_dump(DumpConfig(**base, resolution=16), _quiet(), show_progress=False)
+    message = str(info.value)
+    assert f"teacher_config_hash: {old_hash!r} -> {new_hash!r}" in message and "plan_digest" not in message
+    assert str(out) in message and "--overwrite" in message
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_the_mvdream_teacher_dumps_the_same_schema_on_a_cpu_cluster(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Shard schema v1: bit-exact round trip, loader with 0 and 2 workers, validator names every fault."""
 
+import dataclasses
 import io
 import tarfile
 
@@ -166,6 +167,117 @@ def test_duplicates_across_shards_found(tmp_path):
     write_shard(tmp_path / "s" / "shard-000009.tar", [samples[0]])
     report = check_shards(tmp_path / "s")
     assert any(f"duplicate key {samples[0].key}" in e and "shard-000009.tar" in e for e in report.errors)
+    assert report.warnings == ["uneven samples per prompt: [4, 5]", "shards not in the manifest: shard-000009.tar"]
+
+
+def _nan_emb(s):
+    emb = s.emb.copy()
+    emb[2] = np.nan
+    return dataclasses.replace(s, emb=emb)
+
+
+def _scaled_cameras(s):
+    cams = s.cameras.copy()
+    cams[:, :3, :3] *= 1.1  # |R R^T - I| = 1.21 - 1
+    return dataclasses.replace(s, cameras=cams)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (_scaled_cameras, "cameras are not rigid cam-to-world matrices (|R R^T - I| = 2.10e-01)"),
+        (_nan_emb, "emb holds NaN or inf"),
+        (
+            lambda s: dataclasses.replace(s, meta={**s.meta, "prompt_id": prompt_id("a blue sphere")}),
+            f"prompt_id {prompt_id('a blue sphere')} does not match its prompt 'a green torus'",
+        ),
+        (lambda s: dataclasses.replace(s, meta={**s.meta, "seed": 7}), "key does not match prompt_id and seed 7"),
+        (lambda s: dataclasses.replace(s, meta={**s.meta, "schema_version": 2}), "schema_version 2 (expected 1)"),
+        (lambda s: dataclasses.replace(s, meta={**s.meta, "resolution": 9}), "views are 8 px, json says 9"),
+    ],
+    ids=["not-rigid", "nan-emb", "prompt-id", "seed", "schema", "resolution"],
+)
+def test_schema_faults_are_named_with_shard_and_key(tmp_path, mutate, message):
+    samples = write_dataset(tmp_path / "s")
+    chunk = samples[4:8]  # shard 1
+    chunk[1] = mutate(chunk[1])
+    write_shard(tmp_path / "s" / "shard-000001.tar", chunk)
+    report = check_shards(tmp_path / "s")
+    assert report.errors == [f"shard-000001.tar:{chunk[1].key}: {message}"]
+    assert report.bad_shards == ["shard-000001.tar"] and report.num_samples == 12
+
+
+def test_json_missing_fields_are_listed(tmp_path):
+    samples = write_dataset(tmp_path / "s")
+    meta = {k: v for k, v in samples[0].meta.items() if k not in ("teacher", "teacher_config_hash")}
+    write_shard(tmp_path / "s" / "shard-000000.tar", [dataclasses.replace(samples[0], meta=meta), *samples[1:4]])
+    report = check_shards(tmp_path / "s")
+    assert report.errors == [f"shard-000000.tar:{samples[0].key}: json lacks teacher, teacher_config_hash"]
+
+
+def test_mixed_text_encoders_are_an_error_naming_both(tmp_path):
+    samples = write_dataset(tmp_path / "s")
+    other = dataclasses.replace(samples[11], meta={**samples[11].meta, "text_encoder": "clip"})
+    write_shard(tmp_path / "s" / "shard-000002.tar", [*samples[8:11], other])
+    report = check_shards(tmp_path / "s")
+    assert len(report.errors) == 1, report.errors
+    error = report.errors[0]
+    assert error.startswith("mixed text encoders or view shapes across samples: ")
+    assert "('unit', 6, (2, 8, 8, 3)): 11" in error and "('clip', 6, (2, 8, 8, 3)): 1" in error
+
+
+def test_a_manifest_shard_that_does_not_exist_is_named(tmp_path):
+    write_dataset(tmp_path / "s")
+    (tmp_path / "s" / "shard-000002.tar").unlink()
+    report = check_shards(tmp_path / "s")
+    assert report.errors == ["manifest lists shard-000002.tar, which does not exist"]
+    assert report.num_shards == 2 and report.num_samples == 8
+
+
+def test_manifest_keys_differing_from_the_tar_are_named(tmp_path):
+    samples = write_dataset(tmp_path / "s")
+    Manifest(tmp_path / "s").record("shard-000001.tar", [s.key for s in samples[4:7]])  # one key short
+    report = check_shards(tmp_path / "s")
+    assert report.errors == ["manifest keys of shard-000001.tar differ from the shard's"]
+
+
+def test_shards_without_a_manifest_pass_with_a_warning(tmp_path):
+    write_dataset(tmp_path / "s")
+    (tmp_path / "s" / "manifest.jsonl").unlink()
+    report = check_shards(tmp_path / "s")
+    assert report.ok, report.summary()
+    assert report.warnings == ["no manifest.jsonl (shards not written by the dump?)"]
+
+
+def test_a_missing_or_empty_directory_is_an_error(tmp_path):
+    missing = check_shards(tmp_path / "nowhere")
+    assert missing.errors == [f"not a directory: {tmp_path / 'nowhere'}"]
+    (tmp_path / "empty").mkdir()
+    empty = check_shards(tmp_path / "empty")
+    assert empty.errors == [f"no .tar shards in {tmp_path / 'empty'}"] and empty.num_shards == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"shard": "shard-000001.tar", "keys": [', "is not JSON"),
+        ('{"keys": []}', "lacks 'shard' or 'keys'"),
+        ('{"shard": "shard-000001.tar"}', "lacks 'shard' or 'keys'"),
+        ('["shard", "keys"]', "lacks 'shard' or 'keys'"),
+    ],
+    ids=["not-json", "no-shard", "no-keys", "not-an-object"],
+)
+def test_a_corrupt_manifest_line_is_named(tmp_path, line, problem):
+    write_dataset(tmp_path / "s")
+    manifest = Manifest(tmp_path / "s")
+    lines = manifest.path.read_text().splitlines()
+    lines[1] = line
+    manifest.path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match="line 2 " + problem.replace("(", r"\(")) as info:
+        manifest.entries()
+    assert str(manifest.path) in str(info.value)
+    report = check_shards(tmp_path / "s")
+    assert report.errors == [str(info.value)]
 
 
 def test_check_cli_exit_codes(tmp_path):

@@ -45,6 +45,39 @@ def test_unknown_keys_and_missing_data_exit_with_a_message(shards, tmp_path):
     assert result.exit_code == 2 and "unknown preset 'huge'" in result.output
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "--generator.text_encoder=clip",
+            "generator.text_encoder='clip' but the shards were encoded with 'onehot-test'",
+        ),
+        ("--generator.text_dim=384", "generator.text_dim=384 but the shards were encoded with 16"),
+        ("--generator.camera.resolution=32", "generator.camera.resolution=32 but the shards hold 16px views"),
+    ],
+    ids=["text-encoder", "text-dim", "resolution"],
+)
+def test_an_override_that_contradicts_the_shards_exits_2_naming_both_values(shards, tmp_path, override, message):
+    result = runner.invoke(app, ["--data", str(shards), "--preset", "tiny", "--out", str(tmp_path), override])
+    assert result.exit_code == 2
+    assert result.output == f"error: {message}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_data_flag_or_resume_folder_exits_2(shards, tmp_path):
+    result = runner.invoke(app, ["--preset", "tiny", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and result.output == "error: --data is required (a shard directory)\n"
+    nowhere = tmp_path / "runs" / "00000-tiny" / "checkpoints" / "step-00000009"
+    result = runner.invoke(app, ["--data", str(shards), "--preset", "tiny", "--resume-from", str(nowhere)])
+    assert result.exit_code == 2
+    assert result.output == f"error: {nowhere} is not a training checkpoint directory (no train_config.json in it)\n"
+    a_file = tmp_path / "model.safetensors"
+    a_file.write_bytes(b"")
+    result = runner.invoke(app, ["--data", str(shards), "--preset", "tiny", "--resume-from", str(a_file)])
+    assert result.exit_code == 2 and f"error: {a_file} is not a training checkpoint directory" in result.output
+    assert list(tmp_path.iterdir()) == [a_file]
+
+
 def test_list_keys_shows_every_override_with_its_value():
     result = runner.invoke(app, ["--preset", "cpu", "--list-keys"])
     assert result.exit_code == 0

@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 from test_student_support import make_procedural_shards, tiny_plan
 
 from student.checkpoint import run_checkpoints
-from student.train.distributed import all_reduce_grads, any_rank
+from student.train.distributed import all_reduce_grads, any_rank, check_in_sync
 from student.train.state import TRAIN_META
 
 
@@ -36,6 +36,31 @@ def test_gradients_are_averaged_and_a_stop_flag_reaches_every_worker(tmp_path):
         torch.testing.assert_close(weight, torch.full((2, 3), 1.5))
         torch.testing.assert_close(bias, torch.full((2,), 15.0))
         assert stop is True
+
+
+def _sync_worker(rank: int, world: int, init_file: str, results) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    model = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.fill_(1.0)  # parameter checksum 6 on every worker
+        model.bias.zero_()
+    check_in_sync(model, world)  # equal copies pass
+    if rank == 1:
+        with torch.no_grad():
+            model.weight[0, 0] += 0.5  # this worker's copy drifts: checksum 6.5
+    try:
+        check_in_sync(model, world)
+        results[rank] = None
+    except RuntimeError as e:
+        results[rank] = str(e)
+    dist.destroy_process_group()
+
+
+def test_workers_whose_parameters_differ_all_stop_naming_the_checksums(tmp_path):
+    results = mp.Manager().dict()
+    mp.spawn(_sync_worker, args=(2, str(tmp_path / "init"), results), nprocs=2)
+    expected = "data-parallel workers diverged: parameter checksums range 6.0 .. 6.5"
+    assert [results[0], results[1]] == [expected, expected]  # both ranks raise, not only the one that drifted
 
 
 def test_two_ray_train_cpu_workers_train_in_sync(tmp_path):

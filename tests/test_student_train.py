@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 
 import pytest
@@ -11,7 +13,9 @@ from test_student_support import make_procedural_shards, one_torch_thread, tiny_
 
 from student.checkpoint import find_latest_checkpoint, run_checkpoints
 from student.model.generator import TriplaneGenerator
+from student.train.batch_stream import BatchStream, rank_shards
 from student.train.interrupt import GracefulStop
+from student.train.state import TRAIN_META, Progress, save_checkpoint
 from student.train.stats import read_stats
 from student.train.trainer import NonFiniteLossError, Trainer, select_views
 
@@ -112,6 +116,37 @@ def test_training_writes_stats_previews_and_a_loadable_checkpoint_and_the_loss_m
     gap = [r["D/real"] - r["D/fake"] for r in records]
     assert sum(gap[-4:]) / 4 > 0.05 + sum(gap[:2]) / 2, gap
     assert read_stats(run / "stats.jsonl")[-1]["kind"] == "end"
+
+
+def test_a_checkpoint_of_another_schema_version_is_refused_by_name(shards, tmp_path):
+    trainer = Trainer(tiny_plan(shards, tmp_path / "run"))
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-00000003"
+    modules = {name: getattr(trainer, name) for name in ("G", "G_ema", "D", "opt_g", "opt_d")}
+    save_checkpoint(checkpoint, **modules, progress=Progress(step=3, nimg=12), run_config=trainer.cfg)
+    resumed = Trainer(tiny_plan(shards, tmp_path / "run", resume_from=checkpoint))
+    assert (resumed.progress.step, resumed.progress.nimg) == (3, 12)  # the untouched checkpoint loads
+    meta = json.loads((checkpoint / TRAIN_META).read_text())
+    (checkpoint / TRAIN_META).write_text(json.dumps({**meta, "schema_version": 2}))
+    with pytest.raises(
+        ValueError, match=rf"^{re.escape(str(checkpoint))}: training state schema 2, this code reads 1$"
+    ):
+        Trainer(tiny_plan(shards, tmp_path / "run", resume_from=checkpoint))
+
+
+def test_ranks_read_disjoint_shards_and_too_few_shards_are_refused(shards, tmp_path):
+    paths = sorted(shards.glob("*.tar"))
+    assert len(paths) == 4
+    assert [rank_shards(paths, r, 3) for r in range(3)] == [[paths[0], paths[3]], [paths[1]], [paths[2]]]
+    with pytest.raises(ValueError, match="^4 shard\\(s\\) cannot feed 5 data-parallel workers; dump at least 5$"):
+        Trainer(tiny_plan(shards, tmp_path / "run"), rank=0, world=5)
+
+
+def test_shards_smaller_than_one_batch_raise_instead_of_looping(shards):
+    paths = sorted(shards.glob("*.tar"))  # 16 samples
+    stream = iter(BatchStream(paths, 16, seed=0, num_workers=0))
+    assert [len(next(stream).keys) for _ in range(2)] == [16, 16]  # one full batch per epoch is enough
+    with pytest.raises(ValueError, match="^4 shard\\(s\\) hold fewer than one batch of 17 samples$"):
+        next(iter(BatchStream(paths, 17, seed=0, num_workers=0)))
 
 
 def test_sigterm_becomes_a_stop_request_and_handlers_are_restored():

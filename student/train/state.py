@@ -136,4 +136,7 @@ def load_checkpoint(
 
 def read_run_config(path: Path) -> dict:
     """The resolved run config stored in a checkpoint directory (a dict; rebuild with `config.from_dict`)."""
-    return json.loads((Path(path) / RUN_CONFIG).read_text())
+    config = Path(path) / RUN_CONFIG
+    if not config.is_file():
+        raise FileNotFoundError(f"{path} is not a training checkpoint directory (no {RUN_CONFIG} in it)")
+    return json.loads(config.read_text())
