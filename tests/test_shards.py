@@ -194,8 +194,12 @@ def _scaled_cameras(s):
         (lambda s: dataclasses.replace(s, meta={**s.meta, "seed": 7}), "key does not match prompt_id and seed 7"),
         (lambda s: dataclasses.replace(s, meta={**s.meta, "schema_version": 2}), "schema_version 2 (expected 1)"),
         (lambda s: dataclasses.replace(s, meta={**s.meta, "resolution": 9}), "views are 8 px, json says 9"),
+        (
+            lambda s: dataclasses.replace(s, cameras=s.cameras[:1], fovy=s.fovy[:1]),
+            "cameras (1, 4, 4) and fovy (1,) for 2 views",
+        ),
     ],
-    ids=["not-rigid", "nan-emb", "prompt-id", "seed", "schema", "resolution"],
+    ids=["not-rigid", "nan-emb", "prompt-id", "seed", "schema", "resolution", "camera-count"],
 )
 def test_schema_faults_are_named_with_shard_and_key(tmp_path, mutate, message):
     samples = write_dataset(tmp_path / "s")
