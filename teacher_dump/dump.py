@@ -208,50 +208,67 @@ def run_dump(config: DumpConfig, console: Console | None = None, show_progress: 
     prompts, plans = load_plan(config)
     wants_gpu = teacher_uses_gpu(config.teacher)
     described = None if wants_gpu else validate_locally(config, prompts)
+    # A CPU teacher is described here, so what is left to do is known before Ray starts: a rerun of a
+    # finished dump then only checks it. A GPU teacher is described by its first actor.
+    resume = None if described is None else _resume(config, prompts, plans, described)
+    if resume is not None and not resume[0]:
+        return _finish(resume[2], t_start, console)
     started, gpu = _start_ray(config, wants_gpu, console)
     try:
         actor_cls = ray.remote(num_cpus=config.cpus_per_worker, num_gpus=1 if gpu else 0, max_restarts=0)(DumpWorker)
         actors = _start_actors(config, actor_cls)
-        if described is None:
+        if resume is None:
             _validate(lambda p: ray.get(actors[0].validate.remote(p)), prompts)
-            described = ray.get(actors[0].describe.remote())
-        encoder_name, embeddings = _embed(config, prompts)
-        info = {
-            "teacher": described["name"],
-            "teacher_config": described["config"],
-            "teacher_config_hash": described["hash"],
-            "text_encoder": encoder_name,
-            "text_dim": int(next(iter(embeddings.values())).shape[0]),
-            "num_views": config.views,
-            "resolution": config.resolution,
-            "samples_per_prompt": config.samples,
-            "seed_offset": config.seed_offset,
-            "shard_size": config.shard_size,
-            "num_prompts": len(prompts),
-            "num_shards": len(plans),
-            "plan_digest": plan_digest(plans),
-        }
-        _prepare_out_dir(config, info)
-        finished = Manifest(config.out).finished()
-        todo = [p for p in plans if sorted(finished.get(p.name, [])) != sorted(p.keys)]
-        report = DumpReport(str(config.out), planned_shards=len(plans), skipped_shards=len(plans) - len(todo))
-        tasks = {
-            p.name: ShardTask(
-                p.name,
-                p.keys,
-                p.prompts,
-                p.seeds,
-                np.stack([embeddings[q] for q in p.prompts]),  # (N, D)
-                encoder_name,
-                config.batch_size,
-            )
-            for p in todo
-        }
-        if todo:  # a rerun of a finished dump only checks it
+            resume = _resume(config, prompts, plans, ray.get(actors[0].describe.remote()))
+        todo, tasks, report = resume
+        if todo:
             _dispatch(config, actors, actor_cls, todo, tasks, report, console, show_progress)
     finally:
         if started:
             ray.shutdown()
+    return _finish(report, t_start, console)
+
+
+def _resume(
+    config: DumpConfig, prompts: list[str], plans: list[ShardPlan], described: dict
+) -> tuple[list[ShardPlan], dict[str, ShardTask], DumpReport]:
+    """Embed the prompts, check the out dir against this dump's settings, and list the shards left to write."""
+    encoder_name, embeddings = _embed(config, prompts)
+    info = {
+        "teacher": described["name"],
+        "teacher_config": described["config"],
+        "teacher_config_hash": described["hash"],
+        "text_encoder": encoder_name,
+        "text_dim": int(next(iter(embeddings.values())).shape[0]),
+        "num_views": config.views,
+        "resolution": config.resolution,
+        "samples_per_prompt": config.samples,
+        "seed_offset": config.seed_offset,
+        "shard_size": config.shard_size,
+        "num_prompts": len(prompts),
+        "num_shards": len(plans),
+        "plan_digest": plan_digest(plans),
+    }
+    _prepare_out_dir(config, info)
+    finished = Manifest(config.out).finished()
+    todo = [p for p in plans if sorted(finished.get(p.name, [])) != sorted(p.keys)]
+    report = DumpReport(str(config.out), planned_shards=len(plans), skipped_shards=len(plans) - len(todo))
+    tasks = {
+        p.name: ShardTask(
+            p.name,
+            p.keys,
+            p.prompts,
+            p.seeds,
+            np.stack([embeddings[q] for q in p.prompts]),  # (N, D)
+            encoder_name,
+            config.batch_size,
+        )
+        for p in todo
+    }
+    return todo, tasks, report
+
+
+def _finish(report: DumpReport, t_start: float, console: Console) -> DumpReport:
     report.seconds = time.perf_counter() - t_start
     print_summary(report, console)
     return report

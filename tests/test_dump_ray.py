@@ -38,7 +38,7 @@ def _quiet() -> Console:
     return Console(file=open("/dev/null", "w"), width=200)  # noqa: SIM115 - closed with the process
 
 
-def test_two_worker_dump_passes_check_and_a_rerun_skips_it(tmp_path: Path) -> None:
+def test_two_worker_dump_passes_check_and_a_rerun_skips_it(tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "shards"
     config = DumpConfig(
         prompts=_corpus(tmp_path, PROMPTS), out=out, teacher="procedural", samples=3, views=2, resolution=16,
@@ -54,7 +54,9 @@ def test_two_worker_dump_passes_check_and_a_rerun_skips_it(tmp_path: Path) -> No
     assert sample.views.shape == (2, 16, 16, 3) and sample.emb.shape == (384,)
     assert sample.meta["teacher"] == "procedural" and sample.meta["text_encoder"] == "minilm"
     before = {p.name: p.read_bytes() for p in list_shards(out)}
-    again = run_dump(config, _quiet(), show_progress=False)
+    with monkeypatch.context() as m:  # a finished dump of a CPU teacher is checked without Ray or actors
+        m.setattr("teacher_dump.dump._start_ray", lambda *a: pytest.fail("a finished dump started Ray"))
+        again = run_dump(config, _quiet(), show_progress=False)
     assert again.ok and (again.written_shards, again.skipped_shards) == (0, 4)
     assert {p.name: p.read_bytes() for p in list_shards(out)} == before
     redo = run_dump(DumpConfig(**{**config.__dict__, "overwrite": True}), _quiet(), show_progress=False)
