@@ -84,7 +84,7 @@ def run_benchmark(
         # The plain paths the optimised ones are tested against: fp32 BertEncoder, TriplaneGenerator.planes.
         exact = ET3D.from_pretrained(ckpt_dir, text_precision="fp32", device=device)
         encode_fp32_ms = _median_ms(lambda: (exact.encode([PROMPT]), sync()), repeats)
-        z = model.generator.sample_z(1)  # (1, z_dim)
+        z = model.generator.sample_z(1, torch.Generator(model.device).manual_seed(0))  # (1, z_dim)
         with torch.inference_mode():
             emb_on_device = emb.to(model.device)
             forward_reference_ms = _median_ms(lambda: (model.generator.planes(emb_on_device, z=z), sync()), repeats)

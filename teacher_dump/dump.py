@@ -210,17 +210,18 @@ def run_dump(config: DumpConfig, console: Console | None = None, show_progress: 
     described = None if wants_gpu else validate_locally(config, prompts)
     # A CPU teacher is described here, so what is left to do is known before Ray starts: a rerun of a
     # finished dump then only checks it. A GPU teacher is described by its first actor.
-    resume = None if described is None else _resume(config, prompts, plans, described)
-    if resume is not None and not resume[0]:
-        return _finish(resume[2], t_start, console)
+    report = None
+    if described is not None:
+        todo, tasks, report = _resume(config, prompts, plans, described)
+        if not todo:
+            return _finish(report, t_start, console)
     started, gpu = _start_ray(config, wants_gpu, console)
     try:
         actor_cls = ray.remote(num_cpus=config.cpus_per_worker, num_gpus=1 if gpu else 0, max_restarts=0)(DumpWorker)
         actors = _start_actors(config, actor_cls)
-        if resume is None:
+        if report is None:
             _validate(lambda p: ray.get(actors[0].validate.remote(p)), prompts)
-            resume = _resume(config, prompts, plans, ray.get(actors[0].describe.remote()))
-        todo, tasks, report = resume
+            todo, tasks, report = _resume(config, prompts, plans, ray.get(actors[0].describe.remote()))
         if todo:
             _dispatch(config, actors, actor_cls, todo, tasks, report, console, show_progress)
     finally:

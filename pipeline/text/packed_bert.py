@@ -57,7 +57,6 @@ class PackedBert(nn.Module):
 
     def __init__(self, bert: BertEncoder, dtype: torch.dtype = torch.bfloat16):
         super().__init__()
-        self.dtype = dtype
         self.word, self.position, self.token_type, self.norm = bert.word, bert.position, bert.token_type, bert.norm
         self.layers = nn.ModuleList(PackedBertLayer(layer, dtype) for layer in bert.layers)
 
