@@ -2,7 +2,7 @@
 
 One step is one UNet forward on the classifier-free-guidance batch of one 4-view sample:
 batch 8 = 4 views x (uncond, cond), 32x32 latent (256 px), context 8x77x1024, no_grad, random
-weights (``../shared/mvdream/golden/layout/unet_config.json``). Reports the median over timed
+weights (the published sizes, `SD21_4VIEW_UNET` in ``teacher_dump/mvdream/original_config.py``). Reports the median over timed
 forwards after one warm-up, the process's peak memory, and the projected UNet time of one 4-view
 sample at 50 DDIM steps (text encoder and VAE decode excluded: one call each per sample).
 
@@ -31,11 +31,10 @@ import typer
 from pipeline.atomic import atomic_write_json
 from pipeline.cameras import mvdream_camera_matrices
 from teacher_dump.mvdream.config import MultiViewUNetConfig
+from teacher_dump.mvdream.original_config import SD21_4VIEW_UNET
 from teacher_dump.mvdream.unet import MultiViewUNet
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "mvdream" / "golden"
-FULL_CONFIG = GOLDEN / "layout" / "unet_config.json"
-TINY_CONFIG = GOLDEN / "tiny_unet.json"
+TINY_CONFIG = Path(__file__).resolve().parents[1] / "tests" / "golden" / "tiny_unet.json"
 DEFAULT_OUT = Path(__file__).resolve().parent / "mvdream.json"
 NUM_VIEWS = 4
 STEPS_PER_SAMPLE = 50  # MVDream's default DDIM step count (NOTES §4)
@@ -77,7 +76,10 @@ def run_benchmark(device: str = "cpu", quick: bool = False, repeats: int = 3, co
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     dev = torch.device(device)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
-    config = MultiViewUNetConfig.from_json(config_path or (TINY_CONFIG if quick else FULL_CONFIG))
+    if config_path is not None:
+        config = MultiViewUNetConfig.from_json(config_path)
+    else:  # the published sd-v2.1-base-4view sizes, or the golden tiny UNet
+        config = MultiViewUNetConfig.from_json(TINY_CONFIG) if quick else SD21_4VIEW_UNET
     side = 8 if quick else 32  # latent side: 256 px / VAE factor 8
     batch = 2 * NUM_VIEWS
 

@@ -1,4 +1,4 @@
-"""Shared test setup: offline hubs, quiet Ray, the `slow` and `gpu` markers, the shared golden data."""
+"""Shared test setup: offline hubs, quiet Ray, the `slow` and `gpu` markers, the MVDream golden data."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-GOLDEN = SHARED / "mvdream" / "golden"
+GOLDEN = REPO / "tests" / "golden"  # MVDream golden data, docs/mvdream.md §Golden data
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,5 +35,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def golden_dir() -> Path:
     if not GOLDEN.is_dir():
-        pytest.fail(f"the shared golden data is missing: {GOLDEN} (CI has it beside the repo root)")
+        pytest.fail(f"the MVDream golden data is missing: {GOLDEN} (it is tracked in git; restore it)")
     return GOLDEN

@@ -152,7 +152,7 @@ def test_a_rerun_with_another_teacher_config_is_refused_and_changes_nothing(tmp_
 def test_the_mvdream_teacher_dumps_the_same_schema_on_a_cpu_cluster(tmp_path: Path) -> None:
     from teacher_dump.mvdream.parity import assemble_tiny_folder
 
-    golden = Path(__file__).resolve().parents[2] / "shared" / "mvdream" / "golden"
+    golden = Path(__file__).resolve().parent / "golden"
     folder = assemble_tiny_folder(golden, tmp_path / "tiny")
     out = tmp_path / "shards"
     options = (("path", str(folder)), ("num_inference_steps", 2), ("device", "cpu"))

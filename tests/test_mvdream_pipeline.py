@@ -16,7 +16,7 @@ from pipeline.cameras import DEFAULT_FOVY_DEG, DEFAULT_RADIUS, mvdream_camera_ma
 from teacher_dump.mvdream.parity import assemble_tiny_folder
 from teacher_dump.mvdream.pipeline import MVDreamPipeline, parse_dtype
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "mvdream" / "golden"
+GOLDEN = Path(__file__).resolve().parent / "golden"  # MVDream golden data, docs/mvdream.md §Golden data
 RES = 64  # tiny VAE: 4 levels -> factor 8; tiny UNet: 2 levels -> latent side multiple of 2
 
 

@@ -16,7 +16,7 @@ from teacher_dump.mvdream.pipeline import MVDreamPipeline
 from teacher_dump.mvdream.weights import SCHEDULE_BUFFERS
 from teacher_dump.teachers.base import build_teacher
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "mvdream" / "golden"
+GOLDEN = Path(__file__).resolve().parent / "golden"  # MVDream golden data, docs/mvdream.md §Golden data
 
 
 def _to_ldm_vae(vae: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ from teacher_dump.mvdream.parity import assemble_tiny_folder
 from teacher_dump.teachers.base import available_teachers, build_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = ROOT.parent / "shared" / "mvdream" / "golden"
+GOLDEN = ROOT / "tests" / "golden"
 SETTINGS = {"resolution": 64, "num_inference_steps": 2, "device": "cpu"}
 
 

@@ -13,7 +13,7 @@ from teacher_dump.mvdream.config import MultiViewUNetConfig
 from teacher_dump.mvdream.loading import unet_from_state_dict
 from teacher_dump.mvdream.unet import MultiViewUNet, timestep_embedding
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "mvdream" / "golden"
+GOLDEN = Path(__file__).resolve().parent / "golden"  # MVDream golden data, docs/mvdream.md §Golden data
 
 
 @pytest.fixture(scope="module")

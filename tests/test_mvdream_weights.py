@@ -19,7 +19,7 @@ from teacher_dump.mvdream.weights import (
     split_original_checkpoint,
 )
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "mvdream" / "golden"
+GOLDEN = Path(__file__).resolve().parent / "golden"  # MVDream golden data, docs/mvdream.md §Golden data
 
 
 def _tsv(name: str) -> list[list[str]]:

@@ -1,14 +1,8 @@
-"""Adapters for ``../shared/mvdream/check_parity.py``: each calls only this package's shipped code.
+"""Parity adapters: the shipped UNet, cameras and pipeline behind the plain signatures the golden data uses.
 
-From the repo root::
-
-    .venv/bin/python ../shared/mvdream/check_parity.py --optional \\
-        --unet teacher_dump.mvdream.parity:build_unet \\
-        --cameras teacher_dump.mvdream.parity:get_camera \\
-        --pipeline teacher_dump.mvdream.parity:run_pipeline
-
-The check feeds the golden random weights and inputs of the reference implementations and compares
-outputs in fp32 on CPU (``../shared/mvdream/README.md``).
+`tests/test_mvdream_parity.py` feeds them the golden random weights and inputs in ``tests/golden/`` and
+compares their outputs with the reference implementations' in fp32 on CPU (docs/mvdream.md §Golden data).
+Each adapter calls only this package's shipped code.
 """
 
 from __future__ import annotations
