@@ -67,7 +67,7 @@ dump: install
 		$(if $(MVDREAM),--mvdream $(MVDREAM),)
 
 train: install
-	$(PY) -m student.cli --data $(SHARDS) --preset $(PRESET) --out $(TRAIN_DIR) --minutes $(MINUTES) \
+	$(PY) -m student.train.cli --data $(SHARDS) --preset $(PRESET) --out $(TRAIN_DIR) --minutes $(MINUTES) \
 		$(if $(filter-out 1,$(TRAIN_WORKERS)),--workers $(TRAIN_WORKERS),)
 
 eval: install

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from generate_support import save_tiny_generator, use_hash_encoder
+from support.generation import save_tiny_generator, use_hash_encoder
 
 from student.generate.api import ET3D, interpolate_embeddings
 from student.generate.errors import CheckpointError, EmptyMeshError, OptionError, PromptError, PromptTruncatedWarning

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from generate_support import save_tiny_generator, use_hash_encoder
+from support.generation import save_tiny_generator, use_hash_encoder
 from typer.testing import CliRunner
 
 from student.generate.cli import app

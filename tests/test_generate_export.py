@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from generate_support import SphereField
+from support.generation import SphereField
 
 from student.mesh.config import MeshConfig
 from student.mesh.export import MESH_SUFFIXES, save_mesh

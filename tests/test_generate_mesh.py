@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from generate_support import CapsuleField, SphereField
+from support.generation import CapsuleField, SphereField
 
 from student.mesh.config import MeshConfig, default_sigma_level
 from student.mesh.extract import mesh_from_field

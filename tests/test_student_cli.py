@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from test_student_support import make_procedural_shards, one_torch_thread
+from support.student_data import make_procedural_shards, one_torch_thread
 from typer.testing import CliRunner
 
 from student.checkpoint import run_checkpoints
-from student.cli import app
+from student.train.cli import app
 from student.train.stats import read_stats
 
 runner = CliRunner()

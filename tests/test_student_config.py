@@ -70,7 +70,7 @@ def test_list_keys_output_turns_one_preset_into_another(source, target):
     # rebuilds that preset exactly from any other.
     from typer.testing import CliRunner
 
-    from student.cli import app
+    from student.train.cli import app
 
     result = CliRunner().invoke(app, ["--preset", source, "--list-keys"])
     assert result.exit_code == 0, result.output

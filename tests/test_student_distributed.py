@@ -7,10 +7,10 @@ import json
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from test_student_support import make_procedural_shards, tiny_plan
+from support.student_data import make_procedural_shards, tiny_plan
 
 from student.checkpoint import run_checkpoints
-from student.train.distributed import all_reduce_grads, any_rank, check_in_sync
+from student.train.collectives import all_reduce_grads, any_rank, check_in_sync
 from student.train.state import TRAIN_META
 
 

@@ -11,7 +11,7 @@ import dataclasses
 
 import pytest
 import torch
-from test_student_support import make_procedural_shards, onehot_embedding
+from support.student_data import make_procedural_shards, onehot_embedding
 
 from pipeline.procedural import AttributeOracle
 from student.eval.oracle_accuracy import make_eval_set, oracle_accuracy

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from test_student_support import one_torch_thread
+from support.student_data import one_torch_thread
 
 from pipeline.cameras import orbit_cameras
 from student.checkpoint import MODEL_CONFIG

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from test_student_support import one_torch_thread
+from support.student_data import one_torch_thread
 
 from pipeline.cameras import Cameras, orbit_cameras
 from student.render.compositing import composite

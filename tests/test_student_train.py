@@ -9,11 +9,19 @@ import signal
 
 import pytest
 import torch
-from test_student_support import make_procedural_shards, one_torch_thread, tiny_plan
+from support.student_data import (
+    ONEHOT_DIM,
+    PROMPTS,
+    make_procedural_shards,
+    one_torch_thread,
+    onehot_embedding,
+    tiny_plan,
+)
 
 from student.checkpoint import find_latest_checkpoint, run_checkpoints
 from student.model.generator import TriplaneGenerator
 from student.train.batch_stream import BatchStream, rank_shards
+from student.train.dataset_info import scan_shards
 from student.train.interrupt import GracefulStop
 from student.train.state import TRAIN_META, Progress, save_checkpoint
 from student.train.stats import read_stats
@@ -156,3 +164,13 @@ def test_sigterm_becomes_a_stop_request_and_handlers_are_restored():
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.requested == "SIGTERM"
     assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_support_shards_are_what_the_trainer_reads(tmp_path):
+    directory = make_procedural_shards(tmp_path / "shards", seeds=1, per_shard=2)
+    info = scan_shards(sorted(directory.glob("*.tar")))
+    assert info.num_samples == len(PROMPTS)
+    assert info.prompts == sorted(PROMPTS)
+    assert (info.text_encoder, info.text_dim, info.num_views, info.resolution) == ("onehot-test", ONEHOT_DIM, 4, 16)
+    assert abs(info.radius - 2.7) < 1e-4
+    torch.testing.assert_close(info.embeddings[0], torch.from_numpy(onehot_embedding(info.prompts[0])))

@@ -12,50 +12,14 @@ import os
 import tempfile
 
 import torch
-import torch.distributed as dist
-from torch import nn
 
-
-def all_reduce_grads(module: nn.Module, world: int) -> None:
-    """Average the gradients of `module` over all workers (no-op for a single worker)."""
-    if world == 1:
-        return
-    params = [p for p in module.parameters() if p.grad is not None]
-    flat = torch.cat([p.grad.flatten() for p in params])  # one message instead of one per tensor
-    dist.all_reduce(flat)
-    offset = 0
-    for p in params:
-        n = p.grad.numel()
-        p.grad = (flat[offset : offset + n] / world).view_as(p.grad)
-        offset += n
-
-
-def any_rank(flag: bool, world: int, device: torch.device) -> bool:
-    """True on every worker if it is True on any (so all workers stop at the same step)."""
-    if world == 1:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
-def check_in_sync(module: nn.Module, world: int) -> None:
-    """Raise if the workers' copies of `module` differ (they start equal and apply the same averaged steps)."""
-    if world == 1:
-        return
-    checksum = torch.stack([p.detach().double().sum() for p in module.parameters()]).sum().reshape(1)
-    low, high = checksum.clone(), checksum.clone()
-    dist.all_reduce(low, op=dist.ReduceOp.MIN)
-    dist.all_reduce(high, op=dist.ReduceOp.MAX)
-    if not torch.equal(low, high):
-        raise RuntimeError(f"data-parallel workers diverged: parameter checksums range {low.item()} .. {high.item()}")
+from student.train.plan import TrainPlan
+from student.train.trainer import Trainer
 
 
 def _worker(config: dict) -> None:
     import ray.train
     import ray.train.torch
-
-    from student.train.trainer import Trainer
 
     ctx = ray.train.get_context()
     torch.set_num_threads(config["threads"])
@@ -65,7 +29,7 @@ def _worker(config: dict) -> None:
     trainer.train()
 
 
-def run_data_parallel(plan: object, workers: int) -> None:
+def run_data_parallel(plan: TrainPlan, workers: int) -> None:
     """Run `Trainer(plan).train()` on `workers` Ray Train workers (rank 0 writes the run directory)."""
     import ray
     from ray.train import RunConfig, ScalingConfig

@@ -25,7 +25,7 @@ from student.config import to_dict
 from student.model.discriminator import Discriminator, resize
 from student.model.generator import TriplaneGenerator
 from student.train.batch_stream import BatchStream, rank_shards
-from student.train.distributed import all_reduce_grads, any_rank, check_in_sync
+from student.train.collectives import all_reduce_grads, any_rank, check_in_sync
 from student.train.ema import ema_beta, update_ema
 from student.train.interrupt import GracefulStop
 from student.train.loss import (

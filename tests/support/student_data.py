@@ -92,13 +92,3 @@ def tiny_plan(shards_dir: Path, run_dir: Path, resume_from: Path | None = None, 
     shards = sorted(shards_dir.glob("*.tar"))
     info = scan_shards(shards)
     return TrainPlan(resolve_against_data(cfg, info), shards, info, run_dir, resume_from, 1)
-
-
-def test_support_shards_are_what_the_trainer_reads(tmp_path):
-    directory = make_procedural_shards(tmp_path / "shards", seeds=1, per_shard=2)
-    info = scan_shards(sorted(directory.glob("*.tar")))
-    assert info.num_samples == len(PROMPTS)
-    assert info.prompts == sorted(PROMPTS)
-    assert (info.text_encoder, info.text_dim, info.num_views, info.resolution) == ("onehot-test", ONEHOT_DIM, 4, 16)
-    assert abs(info.radius - 2.7) < 1e-4
-    torch.testing.assert_close(info.embeddings[0], torch.from_numpy(onehot_embedding(info.prompts[0])))

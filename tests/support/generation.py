@@ -1,6 +1,6 @@
 """Stand-ins shared by the generation tests: analytic density fields and a tiny text encoder.
 
-No tests here (the name does not start with test_, so pytest does not collect it).
+No tests here.
 """
 
 from __future__ import annotations

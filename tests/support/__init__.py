@@ -1,0 +1,1 @@
+"""Helpers shared by the tests (stand-in data, fields and encoders); no tests live here."""
