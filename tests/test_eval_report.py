@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from pipeline.procedural import AttributeOracle
@@ -19,7 +20,13 @@ from student.eval.attributes import evaluate_attributes
 from student.eval.chamfer import ChamferConfig
 from student.eval.cli import app
 from student.eval.diversity import DiversityConfig
-from student.eval.inputs import check_encoder, describe_checkpoint, embed_prompts, read_prompt_sets
+from student.eval.inputs import (
+    check_encoder,
+    describe_checkpoint,
+    embed_prompts,
+    load_trained_generator,
+    read_prompt_sets,
+)
 from student.eval.mesh_accuracy import GeometryConfig
 from student.eval.oracle_accuracy import make_eval_set, oracle_accuracy, render_eval_set
 from student.eval.report import ReportConfig, make_plan, run_report
@@ -55,6 +62,8 @@ def run(tmp_path_factory) -> dict[str, Path]:
     run_dir = root / "runs" / "00000-tiny"
     ckpt = G.save_pretrained(run_dir / "checkpoints" / "step-00000004")
     (ckpt / "train_state.json").write_text(json.dumps({"step": 4}))
+    G_raw = TriplaneGenerator(cfg, generator=torch.Generator().manual_seed(2))  # the trainer's non-averaged G
+    save_file({f"G.{k}": v.contiguous() for k, v in G_raw.state_dict().items()}, str(ckpt / "train_state.safetensors"))
     records = [{"kind": "train", "step": 2, "loss_g": 1.0}]
     records += [
         {"kind": "eval", "step": s, "train/colour": c, "train/shape": 0.5, "train/count": 6}
@@ -73,7 +82,9 @@ def test_report_writes_every_file_with_consistent_numbers(run) -> None:
     plan = make_plan(info, sets, SMALL, run["root"] / "eval", clip_path=None)
     assert plan.procedural and plan.out_dir == run["root"] / "eval" / "00000-tiny"
     G = TriplaneGenerator.from_pretrained(run["ckpt"])
-    metrics = run_report(plan, G, fake_encode, show_progress=False)
+    G_raw = load_trained_generator(run["ckpt"], G)
+    assert not torch.equal(G_raw.state_dict()["mapping.text_embed.weight"], G.state_dict()["mapping.text_embed.weight"])
+    metrics = run_report(plan, G, fake_encode, show_progress=False, G_raw=G_raw)
 
     out = plan.out_dir
     for name in (
@@ -103,9 +114,16 @@ def test_report_writes_every_file_with_consistent_numbers(run) -> None:
     assert geo["empty_meshes"] == 3 and geo["chamfer_mean"] is None
 
     div = saved["diversity"]
-    assert set(div["per_prompt"]) == {"a red cube", "a yellow cone"}
+    assert div["prompts"] == ["a red cube", "a yellow cone"] and set(div["generators"]) == {"G_ema", "G"}
+    ema = div["generators"]["G_ema"]
+    assert set(ema["per_prompt"]) == {"a red cube", "a yellow cone"} and set(ema["per_shape"]) == {"cube", "cone"}
     assert div["teacher_mean"] > 0.001  # the teacher's seeds differ in yaw, scale and shade
     assert div["ratio"] == pytest.approx(div["student_mean"] / div["teacher_mean"])
+    assert ema["per_shape"]["cone"]["yaw"]["teacher"] is None  # a cone looks the same at every yaw
+    assert ema["per_shape"]["cube"]["scale"]["teacher"] > 0.01
+    frame = saved["frame"]
+    assert frame["teacher"]["max"] == 0.0  # the teacher frames its shapes inside the image
+    assert set(frame["generators"]) == {"G_ema", "G"}
     assert saved["training"]["last_eval"]["train/colour"] == 0.3 and saved["training"]["curve"] == "training_curve.png"
 
     text = (out / "report.md").read_text()

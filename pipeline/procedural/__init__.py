@@ -7,7 +7,7 @@ concept each: `vocabulary` (words), `parser` (prompt -> SceneSpec), `shapes` (ca
 """
 
 from pipeline.procedural.mesh import scene_mesh
-from pipeline.procedural.oracle import UNKNOWN, AttributeOracle, OracleConfig, OracleScores
+from pipeline.procedural.oracle import UNKNOWN, AttributeOracle, OracleConfig, OracleScores, PoseFit
 from pipeline.procedural.parser import PromptError, SceneSpec, UnknownWordsError, parse_prompt
 from pipeline.procedural.render import render_scene
 from pipeline.procedural.scene import Scene, SceneVariation, sample_scene
@@ -21,6 +21,7 @@ __all__ = [
     "AttributeOracle",
     "OracleConfig",
     "OracleScores",
+    "PoseFit",
     "PromptError",
     "Scene",
     "SceneSpec",

@@ -51,6 +51,26 @@ class OracleScores:
     count: int
 
 
+@dataclass(frozen=True)
+class PoseFit:
+    """Per-sample pose of a known shape fitted from silhouettes; yaw lies in [0, the shape's yaw period)."""
+
+    yaw_deg: torch.Tensor  # (B,) 0 for shapes symmetric under every yaw
+    scale: torch.Tensor  # (B,) relative to the canonical shape, within OracleConfig.scale_range
+    iou: torch.Tensor  # (B,) silhouette IoU of the fit
+
+
+def _checked(views, c2w, fovy) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    views, c2w, fovy = _as_tensor(views), _as_tensor(c2w).float(), _as_tensor(fovy).float()
+    b, v = views.shape[:2]
+    if views.ndim != 5 or views.shape[-1] != 3 or c2w.shape != (b, v, 4, 4) or fovy.shape != (b, v):
+        raise ValueError(
+            f"expected views (B, V, H, W, 3), c2w (B, V, 4, 4), fovy (B, V); got {tuple(views.shape)}, "
+            f"{tuple(c2w.shape)}, {tuple(fovy.shape)}"
+        )
+    return views, c2w, fovy
+
+
 def _as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
 
@@ -86,17 +106,10 @@ class AttributeOracle:
         self, views: np.ndarray | torch.Tensor, c2w: np.ndarray | torch.Tensor, fovy: np.ndarray | torch.Tensor
     ) -> torch.Tensor:
         """(B, S) best silhouette IoU of each shape in `SHAPES` order, over yaws, with fitted scale."""
-        views, c2w, fovy = _as_tensor(views), _as_tensor(c2w).float(), _as_tensor(fovy).float()
-        b, v = views.shape[:2]
-        if views.ndim != 5 or views.shape[-1] != 3 or c2w.shape != (b, v, 4, 4) or fovy.shape != (b, v):
-            raise ValueError(
-                f"expected views (B, V, H, W, 3), c2w (B, V, 4, 4), fovy (B, V); got {tuple(views.shape)}, "
-                f"{tuple(c2w.shape)}, {tuple(fovy.shape)}"
-            )
-        mask = self.foreground(views).float()  # (B, V, H, W)
+        views, c2w, fovy = _checked(views, c2w, fovy)
+        b = views.shape[0]
+        mask, observed = self._masks(views)
         area = mask.mean(dim=(1, 2, 3))  # (B,) image fraction over all views
-        work = F.interpolate(mask.flatten(0, 1).unsqueeze(1), size=self.config.work_resolution, mode="area")
-        observed = work.reshape(b, v, *work.shape[-2:]) > 0.5  # (B, V, R, R)
         out = torch.zeros(b, len(SHAPES))
         for start in range(0, b, self.config.chunk):
             sl = slice(start, start + self.config.chunk)
@@ -105,11 +118,66 @@ class AttributeOracle:
                 out[sl, s] = self._best_iou(shape, cams, area[sl], observed[sl])
         return out
 
+    def _masks(self, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, V, H, W, 3) uint8 -> foreground (B, V, H, W) float and its majority at the work size (B, V, R, R) bool."""
+        b, v = views.shape[:2]
+        mask = self.foreground(views).float()
+        work = F.interpolate(mask.flatten(0, 1).unsqueeze(1), size=self.config.work_resolution, mode="area")
+        return mask, work.reshape(b, v, *work.shape[-2:]) > 0.5
+
+    def fit_pose(
+        self,
+        views: np.ndarray | torch.Tensor,
+        c2w: np.ndarray | torch.Tensor,
+        fovy: np.ndarray | torch.Tensor,
+        shape: str,
+        yaw_steps: int = 18,
+    ) -> PoseFit:
+        """Yaw and scale of `shape` that best explain each sample's silhouettes (the same fit `shape_ious` makes).
+
+        Unlike classification, the area behind the scale is that of the work-size majority mask, so isolated
+        noisy pixels (a generator that adds noise) do not move the fit. Shapes symmetric under every yaw report 0.
+        """
+        if shape not in SHAPES:
+            raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
+        if yaw_steps < 1:
+            raise ValueError(f"yaw_steps must be >= 1, got {yaw_steps}")
+        views, c2w, fovy = _checked(views, c2w, fovy)
+        _, observed = self._masks(views)
+        area = observed.float().mean(dim=(1, 2, 3))  # (B,)
+        yaw, scale, iou = [], [], []
+        for start in range(0, views.shape[0], self.config.chunk):
+            sl = slice(start, start + self.config.chunk)
+            cams = Cameras(c2w[sl].flatten(0, 1), fovy[sl].flatten(0, 1), self.config.area_resolution)
+            ious, scales, yaws = self._fit(shape, cams, area[sl], observed[sl], yaw_steps)  # (b, K), (b, K), (K,)
+            best = ious.argmax(dim=1)  # (b,)
+            yaw.append(yaws[best])
+            scale.append(scales.gather(1, best[:, None])[:, 0])
+            iou.append(ious.gather(1, best[:, None])[:, 0])
+        return PoseFit(torch.cat(yaw), torch.cat(scale), torch.cat(iou))
+
+    def brightness(self, views: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(B, V, H, W, 3) uint8 -> (B,) median brightest channel of the foreground in [0, 1] (NaN if none).
+
+        The teacher's shade multiplies the albedo, so this moves with it, whatever the colour.
+        """
+        views = _as_tensor(views)
+        top = views.max(dim=-1).values.float() / 255.0  # (B, V, H, W)
+        top = torch.where(self.foreground(views), top, torch.nan)
+        return top.reshape(views.shape[0], -1).nanmedian(dim=1).values
+
     def _best_iou(self, shape: str, cams: Cameras, area: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
         """(b,) best IoU over the yaw grid of one shape for a chunk of b samples."""
+        iou, _, _ = self._fit(shape, cams, area, observed, self.config.yaw_steps)
+        return iou.max(dim=1).values
+
+    def _fit(
+        self, shape: str, cams: Cameras, area: torch.Tensor, observed: torch.Tensor, yaw_steps: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """IoU (b, K) and fitted scale (b, K) of one shape at each of K grid yaws (K,) for a chunk of b samples."""
         b, v = observed.shape[:2]
         period = SHAPE_GEOMETRY[shape].yaw_period_deg
-        steps = self.config.yaw_steps if period > 0 else 1
+        steps = yaw_steps if period > 0 else 1
         yaws = torch.arange(steps, dtype=torch.float32) * (period / steps)  # (K,)
         unit = self._silhouettes(shape, cams, yaws, torch.ones(b, steps))  # (b, K, V, r, r)
         unit_area = unit.float().mean(dim=(2, 3, 4))  # (b, K)
@@ -120,7 +188,7 @@ class AttributeOracle:
         obs = observed.unsqueeze(1)  # (b, 1, V, R, R)
         inter = (fitted & obs).sum(dim=(2, 3, 4)).float()
         union = (fitted | obs).sum(dim=(2, 3, 4)).float().clamp_min(1)
-        return (inter / union).max(dim=1).values
+        return inter / union, scale, yaws
 
     def _silhouettes(self, shape: str, cams: Cameras, yaws: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """(b, K, V, R, R) bool silhouettes of `shape` at yaws (K,) and scales (b, K) from cams (b*V)."""

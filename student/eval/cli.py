@@ -72,11 +72,11 @@ def evaluate(
         if dry_run:
             typer.echo("\n".join(plan.describe()))
             return
-        G, encode = _load(plan, text_encoder_path)
+        G, G_raw, encode = _load(plan, text_encoder_path)
     except EvalInputError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    _run(plan, G, encode, quiet, threads)
+    _run(plan, G, G_raw, encode, quiet, threads)
 
 
 def _plan(ckpt, runs, shards, prompts, heldout, out, clip, train_prompts, seeds, heldout_seeds):
@@ -101,7 +101,7 @@ def _plan(ckpt, runs, shards, prompts, heldout, out, clip, train_prompts, seeds,
 
 def _load(plan, text_encoder_path: str | None):
     """The generator and a lazy prompt encoder (loaded only if some prompt's embedding is not in the shards)."""
-    from student.eval.inputs import EvalInputError
+    from student.eval.inputs import EvalInputError, load_trained_generator
     from student.generate.errors import CheckpointError
     from student.generate.loading import load_generator, load_matching_text_encoder
 
@@ -120,10 +120,10 @@ def _load(plan, text_encoder_path: str | None):
     def encode(batch: list[str]):
         return encoder.encode(batch).pooled
 
-    return G, encode
+    return G, load_trained_generator(plan.checkpoint.path, G), encode
 
 
-def _run(plan, G, encode, quiet: bool, threads: int) -> None:
+def _run(plan, G, G_raw, encode, quiet: bool, threads: int) -> None:
     import torch
 
     from student.eval.report import run_report
@@ -134,7 +134,7 @@ def _run(plan, G, encode, quiet: bool, threads: int) -> None:
         torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # DESIGN §6: subnormals in the transmittance product slow rendering
     started = time.perf_counter()
-    metrics = run_report(plan, G, encode, show_progress=not quiet)
+    metrics = run_report(plan, G, encode, show_progress=not quiet, G_raw=G_raw)
     for line in summary(metrics):
         typer.echo(line)
     typer.echo(f"report: {plan.out_dir / 'report.md'} ({time.perf_counter() - started:.1f} s)")
@@ -156,8 +156,13 @@ def summary(metrics: dict) -> list[str]:
         )
     div = metrics["diversity"]
     if div:
-        ratio = "n/a" if div["ratio"] is None else f"{div['ratio']:.2f}"
-        lines.append(f"diversity student/teacher {ratio}")
+        for name, g in div["generators"].items():
+            ratios = "  ".join(f"{f} {'n/a' if r is None else f'{r:.2f}'}" for f, r in g["ratios"].items())
+            lines.append(f"diversity {name:<5} student/teacher: {ratios}")
+    if metrics.get("frame"):
+        fr = metrics["frame"]
+        border = "  ".join(f"{name} {g['mean']:.4f}" for name, g in fr["generators"].items())
+        lines.append(f"frame    border deviation from white: teacher {fr['teacher']['mean']:.4f}  {border}")
     if metrics["clip"]:
         c = metrics["clip"]
         lines.append(

@@ -19,6 +19,7 @@ from student.checkpoint import CHECKPOINTS_DIR, MODEL_CONFIG
 from student.config import SCHEMA_VERSION, GeneratorConfig, from_dict
 
 TRAIN_META = "train_state.json"  # written by the trainer beside the model (`student/train/state.py`)
+TRAIN_STATE = "train_state.safetensors"  # the trainer's tensors: G (non-averaged) under "G.", D, optimisers
 STATS = "stats.jsonl"  # the run's log, in the run directory (`student/train/monitor.py`)
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -180,3 +181,24 @@ def embed_prompts(
     if len(dims) != 1:
         raise EvalInputError(f"the shards' embeddings and the encoder's differ in shape: {sorted(dims)}")
     return torch.stack([table[p].float() for p in prompts])
+
+
+def load_trained_generator(path: Path, ema):
+    """The trained, non-averaged generator G of a training checkpoint, built like `ema` (its G_ema); None when
+    the folder holds no trainer state (an exported model). Only the "G." tensors are read."""
+    from safetensors import safe_open
+
+    from student.model.generator import TriplaneGenerator
+
+    state_path = Path(path) / TRAIN_STATE
+    if not state_path.is_file():
+        return None
+    try:
+        with safe_open(str(state_path), framework="pt") as f:
+            names = [k for k in f.keys() if k.startswith("G.")]  # noqa: SIM118 (a safe_open handle, not a dict)
+            state = {k[2:]: f.get_tensor(k) for k in names}
+        G = TriplaneGenerator(ema.config)
+        G.load_state_dict(state)
+    except Exception as e:  # safetensors raises its own error type besides OSError / RuntimeError
+        raise EvalInputError(f"{state_path}: the trained generator does not load ({type(e).__name__}: {e})") from None
+    return G.to(ema.device).eval()

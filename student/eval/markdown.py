@@ -73,20 +73,51 @@ def _geometry(sets: dict) -> list[str]:
 
 
 def _diversity(div: dict) -> list[str]:
-    rows = [
-        [p, _num(v["student"], 4), _num(v["teacher"], 4), _num(v["ratio"], 2)] for p, v in div["per_prompt"].items()
-    ]
-    return [
+    lines = [
         "## Diversity",
         "",
-        f"Mean absolute pixel difference between the {div['seeds']} samples of a prompt at the same cameras: the "
-        "student's latents against the teacher's seeds. A ratio near 1 means z varies a prompt as much as the "
-        "teacher's seeds do; near 0 is mode collapse.",
+        f"The spread of each factor the teacher varies per seed across {div['seeds']} samples of a prompt at the "
+        f"same {div['views']} cameras: the student's latents against the teacher's seeds, each factor fitted from "
+        "the renders by the oracle (`student/eval/diversity.py`): yaw as circular variance modulo the shape's "
+        "symmetry, scale and shade as standard deviations, and the mean pairwise image L1. Ratios student / "
+        "teacher near 1 mean z varies a prompt as the teacher's seeds do, near 0 is mode collapse; only the "
+        "factor ratios are immune to a student that adds noise.",
         "",
-        *_table(["prompt", "student", "teacher", "ratio"], rows),
+    ]
+    header = ["generator", *(f"{f} ratio" for f in div["factors"]), "min factor ratio (per shape)"]
+    rows = [
+        [name, *(_num(g["ratios"][f], 2) for f in div["factors"]), _num(g["min_factor_ratio"], 2)]
+        for name, g in div["generators"].items()
+    ]
+    lines += [*_table(header, rows), ""]
+    for name, g in div["generators"].items():
+        rows = [[shape, *(_num(v[f]["ratio"], 2) for f in div["factors"])] for shape, v in g["per_shape"].items()]
+        lines += [f"Per shape, {name} (student / teacher):", "", *_table(["shape", *div["factors"]], rows), ""]
+    first = next(iter(div["generators"].values()))
+    rows = [
+        [p, *(f"{_num(v[f]['student'], 3)} / {_num(v[f]['teacher'], 3)}" for f in div["factors"])]
+        for p, v in first["per_prompt"].items()
+    ]
+    name = next(iter(div["generators"]))
+    lines += [f"Per prompt, {name} spread / teacher spread:", "", *_table(["prompt", *div["factors"]], rows), ""]
+    return lines
+
+
+def _frame(frame: dict) -> list[str]:
+    rows = [["teacher", _num(frame["teacher"]["mean"], 4), _num(frame["teacher"]["max"], 3),
+             _num(frame["teacher"]["visible_fraction"], 3), ""]]  # fmt: skip
+    rows += [
+        [name, _num(g["mean"], 4), _num(g["max"], 3), _num(g["visible_fraction"], 3), _num(g["excess_mean"], 4)]
+        for name, g in frame["generators"].items()
+    ]
+    return [
+        "## Frame",
         "",
-        f"**Mean: student {_num(div['student_mean'], 4)}, teacher {_num(div['teacher_mean'], 4)}, "
-        f"ratio {_num(div['ratio'], 2)}.**",
+        f"Deviation from the white background (largest channel distance from 255, in [0, 1]) of the outer "
+        f"{frame['border_px']}-pixel border of the diversity renders. The teacher's border is background; a student "
+        f"with frame artifacts shows coloured lines there. Visible: deviation above {frame['visible_threshold']}.",
+        "",
+        *_table(["renders", "mean", "max", "visible fraction", "excess mean over teacher"], rows),
         "",
     ]
 
@@ -141,6 +172,8 @@ def render_report(metrics: dict) -> str:
         lines += _geometry(metrics["geometry"])
     if metrics["diversity"]:
         lines += _diversity(metrics["diversity"])
+    if metrics.get("frame"):
+        lines += _frame(metrics["frame"])
     if metrics["clip"]:
         lines += _clip(metrics["clip"])
     lines += _training(metrics["training"])

@@ -31,8 +31,9 @@ from pipeline.procedural import AttributeOracle, PromptError, parse_prompt
 from student.config import to_dict
 from student.eval.attributes import AttributeResult, evaluate_attributes
 from student.eval.clip_metrics import ClipConfig, ClipModel, render_clip_views, score_clip_views
-from student.eval.diversity import DiversityConfig, DiversityResult, evaluate_diversity
+from student.eval.diversity import DiversityConfig, DiversityResult, cover_shapes, evaluate_diversity
 from student.eval.figures import confusion_figure, curve_figure, preview_figure, save_png
+from student.eval.frame import compare_frames
 from student.eval.inputs import CheckpointInfo, EvalInputError, PromptSets, embed_prompts
 from student.eval.markdown import SET_NAMES, render_report
 from student.eval.mesh_accuracy import GeometryConfig, GroundTruth, evaluate_geometry
@@ -42,6 +43,7 @@ from student.model.generator import TriplaneGenerator
 from student.train.monitor import spread
 
 PREVIEW_CLIP_PROMPTS = 8  # rows of the preview when only CLIP renders exist
+PREVIEW_SEEDS = 4  # teacher seeds and student latents shown per prompt
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,9 @@ class ReportPlan:
     @property
     def diversity_prompts(self) -> list[str]:
         div = self.config.diversity
-        return spread(self.train, div.train_prompts) + spread(self.heldout, div.heldout_prompts)
+        return cover_shapes(spread(self.train, len(self.train)), div.train_prompts) + cover_shapes(
+            self.heldout, div.heldout_prompts
+        )
 
     @property
     def clip_prompts(self) -> list[str]:
@@ -116,8 +120,8 @@ class ReportPlan:
                 f"oracle:       {self.oracle_samples} samples, {views} views at {self.resolution} px",
                 f"geometry:     {self.geometry_samples} meshes (grid {cfg.geometry.mesh_grid}) vs ground truth "
                 f"(grid {cfg.geometry.gt_grid}), Chamfer best over yaw",
-                f"diversity:    {len(self.diversity_prompts)} prompts x {cfg.diversity.seeds} seeds, "
-                "student vs teacher",
+                f"diversity:    {len(self.diversity_prompts)} prompts x {cfg.diversity.seeds} seeds x "
+                f"{cfg.diversity.views} views, G_ema and G vs teacher (yaw, scale, shade, image L1); frame border",
             ]
         else:
             lines.append(
@@ -196,10 +200,13 @@ def run_report(
     G: TriplaneGenerator,
     encode: Callable[[list[str]], torch.Tensor],
     show_progress: bool = True,
+    G_raw: TriplaneGenerator | None = None,
 ) -> dict:
     """Evaluate G as planned, write the report folder and return its metrics (what metrics.json holds).
 
     `encode` maps prompts to (P, D) text embeddings; it is called only for prompts the shards do not hold.
+    `G` is the checkpoint's EMA generator; `G_raw`, the trained (non-averaged) one when the checkpoint holds
+    it, is measured for diversity too.
     """
     started = time.perf_counter()
     cfg, ckpt = plan.config, plan.checkpoint
@@ -217,6 +224,7 @@ def run_report(
         "attributes": None,
         "geometry": None,
         "diversity": None,
+        "frame": None,
         "clip": None,
     }
     attributes: dict[str, AttributeResult] = {}
@@ -248,8 +256,10 @@ def run_report(
             with stage("diversity"):
                 prompts = plan.diversity_prompts
                 emb = torch.stack([embedding[p] for p in prompts])  # (P, D)
-                diversity = evaluate_diversity(G, prompts, emb, cfg.diversity, bar.update)
+                generators = {"G_ema": G} | ({"G": G_raw} if G_raw is not None else {})
+                diversity = evaluate_diversity(generators, prompts, emb, cfg.diversity, bar.update)
                 metrics["diversity"] = diversity.to_json()
+                metrics["frame"] = compare_frames(diversity.student_views, diversity.teacher_views)
         if plan.clip_path is not None:
             with stage("clip"):
                 clip = ClipModel(plan.clip_path, device=G.device)
@@ -288,9 +298,10 @@ def _figures(
                 f"{attribute}: target (rows) vs oracle (columns)", panels
             )
     if diversity is not None:
-        seeds = diversity.student_views.shape[1]
+        seeds = min(PREVIEW_SEEDS, diversity.teacher_views.shape[1])
+        student = diversity.student_views["G_ema"]
         rows = [
-            (p, [*diversity.teacher_views[i, :, 0], *diversity.student_views[i, :, 0]])
+            (p, [*diversity.teacher_views[i, :seeds, 0], *student[i, :seeds, 0]])
             for i, p in enumerate(diversity.prompts)
         ]
         titles = [f"teacher seed {s}" for s in range(seeds)] + [f"student z {s}" for s in range(seeds)]
