@@ -26,12 +26,11 @@ from pipeline.procedural.scene import DEFAULT_VARIATION
 from pipeline.procedural.shapes import SHAPE_GEOMETRY
 from student.eval.attributes import subset
 from student.eval.chamfer import ChamferConfig, mesh_chamfer
-from student.eval.oracle_accuracy import EvalSet
+from student.eval.oracle_accuracy import EvalSet, spread
 from student.generate.api import PlanesField, generation_mesh_config
 from student.mesh.config import MeshConfig
 from student.mesh.marching_cubes import EmptySurfaceError, extract_surface
 from student.model.generator import TriplaneGenerator
-from student.train.monitor import spread  # the training-time evaluation's choice of prompts
 
 Mesh = tuple[np.ndarray, np.ndarray]  # vertices (N, 3) float32 world units, faces (F, 3) int
 

@@ -35,6 +35,14 @@ class EvalSet:
         return len(self.prompts)
 
 
+def spread(items: list[str], n: int) -> list[str]:
+    """n items evenly spaced through a sorted list (so a few prompts still cover every colour and
+    shape): how training-time and report evaluations pick their prompts."""
+    if n >= len(items):
+        return list(items)
+    return [items[round(i * len(items) / n)] for i in range(n)]
+
+
 def make_eval_set(
     name: str,
     prompts: list[str],

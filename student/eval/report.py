@@ -37,10 +37,9 @@ from student.eval.frame import compare_frames
 from student.eval.inputs import CheckpointInfo, EvalInputError, PromptSets, embed_prompts
 from student.eval.markdown import SET_NAMES, render_report
 from student.eval.mesh_accuracy import GeometryConfig, GroundTruth, evaluate_geometry
-from student.eval.oracle_accuracy import make_eval_set
+from student.eval.oracle_accuracy import make_eval_set, spread
 from student.eval.training_log import TrainingLog, read_training_log
 from student.model.generator import TriplaneGenerator
-from student.train.monitor import spread
 
 PREVIEW_CLIP_PROMPTS = 8  # rows of the preview when only CLIP renders exist
 PREVIEW_SEEDS = 4  # teacher seeds and student latents shown per prompt

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from student.eval.oracle_accuracy import EvalSet, make_eval_set, oracle_accuracy
+from student.eval.oracle_accuracy import EvalSet, make_eval_set, oracle_accuracy, spread
 from student.model.generator import TriplaneGenerator
 from student.train.plan import TrainPlan
 from student.train.previews import render_preview, save_preview, write_preview_index
@@ -23,13 +23,6 @@ from student.train.state import Progress
 from student.train.stats import RunningMeans, StatsWriter
 
 PREVIEW_SEEDS = 2
-
-
-def spread(items: list[str], n: int) -> list[str]:
-    """n items evenly spaced through a sorted list (so a few prompts still cover every colour and shape)."""
-    if n >= len(items):
-        return list(items)
-    return [items[round(i * len(items) / n)] for i in range(n)]
 
 
 def stamp(progress: Progress) -> dict[str, float]:
