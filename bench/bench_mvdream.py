@@ -37,7 +37,7 @@ from teacher_dump.mvdream.unet import MultiViewUNet
 TINY_CONFIG = Path(__file__).resolve().parents[1] / "tests" / "golden" / "tiny_unet.json"
 DEFAULT_OUT = Path(__file__).resolve().parent / "mvdream.json"
 NUM_VIEWS = 4
-STEPS_PER_SAMPLE = 50  # MVDream's default DDIM step count (NOTES §4)
+STEPS_PER_SAMPLE = 50  # MVDream's default DDIM step count (docs/mvdream.md §Sampler)
 
 
 def _machine(device: torch.device) -> dict:

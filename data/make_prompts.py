@@ -3,7 +3,7 @@
 - heldout.txt: 8 colour x shape pairs that never appear in training, one per colour along a
   diagonal of the colour x shape table (colour i with shape (i + 3) mod 6), so every colour and every
   shape still appears in training with most partners: the student must compose them.
-- demo.txt: the other 40 pairs, "a red cube" style, no size words: the setting DESIGN §6 measured
+- demo.txt: the other 40 pairs, "a red cube" style, no size words: the setting docs/student.md §Presets measured
   (8 colours x 6 shapes, 8 pairs held out), which the CPU preset learns in minutes.
 - demo_sizes.txt: demo.txt plus each pair with each size word (120 prompts), a harder variant.
 

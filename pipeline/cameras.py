@@ -8,7 +8,7 @@ Pixels: row ``i`` (down) and column ``j`` (right); the pixel centre is at ``(u, 
 in pixel units, with ``u`` to the right and ``v`` down.
 
 MVDream conditions its UNet on the 16 floats of a camera-to-world matrix on the *unit* sphere,
-flattened row-major (``../shared/mvdream/NOTES.md`` §3). Rendering needs a distance and a field of
+flattened row-major (docs/mvdream.md §Cameras). Rendering needs a distance and a field of
 view that MVDream does not encode: ``DEFAULT_RADIUS`` and ``DEFAULT_FOVY_DEG`` below are the documented
 choice, recorded per view in every shard so the student renders exactly the teacher's cameras.
 """
@@ -29,7 +29,7 @@ DEFAULT_RADIUS = 2.7
 # The student's tri-planes and the procedural scenes live in the box [-BOX_HALF, BOX_HALF]^3.
 BOX_HALF = 1.0
 
-# (x, y, z)_OpenGL -> (x, -z, y)_Blender; MVDream's `blender_coord=True` (NOTES §3, step 4).
+# (x, y, z)_OpenGL -> (x, -z, y)_Blender; MVDream's `blender_coord=True` (docs/mvdream.md §Cameras, step 3).
 _GL_TO_BLENDER = np.array([[1, 0, 0, 0], [0, 0, -1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
 
 

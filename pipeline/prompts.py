@@ -25,7 +25,7 @@ def normalise_prompt(text: str) -> str:
 
 
 def prompt_id(prompt: str) -> str:
-    """Stable 16-hex identifier: the first 16 hex digits of sha256 of the normalised prompt (DESIGN §3)."""
+    """Stable 16-hex identifier: the first 16 hex digits of sha256 of the normalised prompt (docs/design.md)."""
     return hashlib.sha256(normalise_prompt(prompt).encode("utf-8")).hexdigest()[:16]
 
 

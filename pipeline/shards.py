@@ -1,6 +1,6 @@
 """Shard schema v1: one WebDataset sample = one teacher generation for one (prompt, seed), V views.
 
-Tar members of a sample ``{key}`` (``key = {prompt_id}_{seed:06d}``, no dots, DESIGN §3):
+Tar members of a sample ``{key}`` (``key = {prompt_id}_{seed:06d}``, no dots, docs/design.md §Shards):
 
 | member                         | content                                                        |
 |--------------------------------|----------------------------------------------------------------|

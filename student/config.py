@@ -53,7 +53,7 @@ class DecoderConfig:
     hidden: int = 64
     feature_channels: int = 32  # EG3D decodes 32 features; the first 3 are the raw RGB
     # sigma = density_scale * softplus(raw + density_shift); EG3D uses softplus(raw - 1). A smaller shift
-    # with a larger scale starts training from a thin fog (DESIGN §6).
+    # with a larger scale starts training from a thin fog (docs/student.md §Differences from EG3D).
     density_scale: float = 1.0
     density_shift: float = -1.0
     colour_widen: float = 0.001  # EG3D's widened sigmoid: sigmoid(x) * (1 + 2e) - e
@@ -107,7 +107,8 @@ class DiscriminatorConfig:
     cmap_dim: int = 512  # width of the conditioning projection (StyleGAN2-ADA's cmap)
     mapping_layers: int = 2
     mbstd_group: int = 4  # StyleGAN2's minibatch-stddev group size
-    camera_cond: bool = True  # EG3D conditions D on the camera; it makes z carry per-seed pose (DESIGN §6)
+    # EG3D conditions D on the camera; it makes z carry per-seed pose (docs/student.md §Differences from EG3D).
+    camera_cond: bool = True
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ def paper() -> TrainConfig:
 
 
 def cpu() -> TrainConfig:
-    """The 2-core recipe (DESIGN §6): render 32^2 with few samples, super-resolve to the 64^2 teacher views.
+    """The 2-core recipe (docs/student.md §Presets): render 32^2 with few samples, super-resolve to 64^2 views.
 
     Sized from the throwaway GAN measured on these machines (0.8 M-parameter G and D, batch 16, 24 samples
     per ray, lr G 0.0025 / D 0.002, R1 gamma 1); thin-fog density init so early images are mostly white.

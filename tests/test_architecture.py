@@ -1,12 +1,14 @@
 """The architecture, checked statically over the source: which package may import which, and no import cycles.
 
 `pipeline` is the contract both stages build on; `teacher_dump` and `student` never import each other, and
-`pipeline` imports neither (docs/design.md). Imports are read with `ast`, so nothing is executed.
+`pipeline` imports neither (docs/design.md §Stages). Imports are read with `ast`, so nothing is executed. And the
+repository stands alone: no tracked file reads or cites files beside the checkout.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,36 @@ def test_the_checker_sees_imports_and_cycles(tmp_path):
     assert find_cycle(small) == ["pkg.a", "pkg.sub.b", "pkg.c", "pkg.a"]
     (pkg / "c.py").write_text("import os\n")
     assert find_cycle(import_graph(("pkg",), tmp_path)) == []
+
+
+# The repository stands alone (docs/design.md): nothing in it may read or cite files beside the checkout, or
+# the design notes it replaced. The needles are assembled at run time so this file does not contain them.
+OUTSIDE_CITATIONS = ("/".join(("..", "shared")), "DESIGN" + " §", "NOTES" + " §", "NOTES" + ".md")
+
+
+def citations_of_outside_files(root: Path, paths: list[str]) -> dict[str, list[str]]:
+    """path -> the needles of `OUTSIDE_CITATIONS` its bytes contain (binary files are searched too)."""
+    found = {}
+    for rel in paths:
+        data = (root / rel).read_bytes()
+        hits = [needle for needle in OUTSIDE_CITATIONS if needle.encode() in data]
+        if hits:
+            found[rel] = hits
+    return found
+
+
+def test_no_tracked_file_reads_or_cites_files_outside_the_repository():
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True)
+    assert listed.returncode == 0, f"git ls-files failed in {REPO}: {listed.stderr.strip()}"
+    tracked = [p for p in listed.stdout.split("\0") if p and (REPO / p).is_file()]
+    assert "tests/test_architecture.py" in tracked and len(tracked) > 100  # the real tree, this file included
+    assert citations_of_outside_files(REPO, tracked) == {}
+
+
+def test_the_citation_check_finds_each_needle(tmp_path):
+    for i, needle in enumerate(OUTSIDE_CITATIONS):
+        (tmp_path / f"f{i}.py").write_text(f"# see {needle}3\n", encoding="utf-8")
+    (tmp_path / "clean.md").write_text("see docs/design.md §Cameras\n", encoding="utf-8")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    found = citations_of_outside_files(tmp_path, names)
+    assert found == {f"f{i}.py": [needle] for i, needle in enumerate(OUTSIDE_CITATIONS)}

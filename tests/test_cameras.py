@@ -18,7 +18,7 @@ from pipeline.cameras import (
 
 
 def test_mvdream_reference_values_elevation_15():
-    # NOTES §3: azimuth 0 looks from -Y, azimuth 90 from +X, positive elevation above.
+    # docs/mvdream.md §Cameras: azimuth 0 looks from -Y, azimuth 90 from +X, positive elevation above.
     m = mvdream_camera_matrices(4, 15.0)
     c, s = math.cos(math.radians(15)), math.sin(math.radians(15))
     np.testing.assert_allclose(m[0, :3, 3], [0, -c, s], atol=1e-6)

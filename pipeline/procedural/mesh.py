@@ -1,6 +1,6 @@
 """Ground-truth mesh of a procedural scene in world units, by marching cubes on its SDF.
 
-Used to score the student's exported meshes (Chamfer distance, DESIGN §8). Sharp edges come out
+Used to score the student's exported meshes (Chamfer distance, docs/measuring.md §Chamfer). Sharp edges come out
 bevelled by about one grid cell; at the default grid that is ~0.01 world units.
 """
 

@@ -1,6 +1,6 @@
 """An attribute oracle: which colour and which shape do multi-view images show?
 
-It judges student renders on the procedural vocabulary (DESIGN §8), where ground truth exists.
+It judges student renders on the procedural vocabulary (docs/measuring.md §Quality oracle), where ground truth exists.
 
 - Colour: the median chromaticity (RGB divided by its largest channel) of the foreground pixels,
   matched to the nearest palette entry. The teacher's lighting multiplies the albedo by one scalar

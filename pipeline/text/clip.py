@@ -1,7 +1,7 @@
 """`clip`: MVDream's text tower (transformers `CLIPTextModel` + `CLIPTokenizer`) from a local folder.
 
 Token features are the penultimate hidden layer passed through the final layer norm, 77 tokens
-(OpenCLIP "penultimate", ``../shared/mvdream/NOTES.md`` §5). The pooled vector is that feature at the
+(OpenCLIP "penultimate", docs/mvdream.md §Text encoder). The pooled vector is that feature at the
 end-of-text token, CLIP's own pooling position. `path` is an MVDream folder (with `text_encoder/` and
 `tokenizer/`) or a folder holding those two directly. Note that SD-2.x exports only 23 of OpenCLIP's 24
 layers, so on such a folder "penultimate" is layer 22; MVDream's UNet conditions on the last hidden
@@ -39,7 +39,7 @@ class CLIPEncoder(TextEncoder):
         from transformers import CLIPTextModel, CLIPTokenizer
 
         # from_pretrained(dir) reads vocab.json + merges.txt correctly; vocab_file=/merges_file= keyword
-        # construction silently yields a broken tokenizer in transformers 5 (DESIGN §5).
+        # construction silently yields a broken tokenizer in transformers 5 (docs/design.md §Text encoders).
         self.tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir))
         self.model = CLIPTextModel.from_pretrained(str(enc_dir)).eval().to(device)
         self.device = torch.device(device)

@@ -1,4 +1,4 @@
-"""Chamfer distance between two triangle meshes, best over a rotation about the up axis (DESIGN §8).
+"""Chamfer distance between two triangle meshes, best over a rotation about the up axis (docs/measuring.md §Chamfer).
 
 Both meshes are sampled on their surfaces; the distance is the mean of the two directed mean nearest-neighbour
 distances (world units, not squared, so it reads as "how far the surfaces are apart on average"):

@@ -132,7 +132,7 @@ def _run(plan, G, G_raw, encode, quiet: bool, threads: int) -> None:
         # The evaluation is many small ops (oracle silhouettes, sphere tracing): with a core taken by another
         # process, a second OpenMP thread spends its time waiting for the first.
         torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)  # DESIGN §6: subnormals in the transmittance product slow rendering
+    torch.set_flush_denormal(True)  # docs/student.md §Training: subnormals in the transmittance product slow rendering
     started = time.perf_counter()
     metrics = run_report(plan, G, encode, show_progress=not quiet, G_raw=G_raw)
     for line in summary(metrics):

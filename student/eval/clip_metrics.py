@@ -1,7 +1,8 @@
 """CLIP score and CLIP R-precision of a generator's renders, the DF415 protocol of ATT3D / AToM / LATTE3D.
 
 Every prompt is rendered for a few latents from a few views around the object; each render is embedded by a
-CLIP image tower and compared with the CLIP text embeddings of *all* evaluated prompts (DESIGN §8):
+CLIP image tower and compared with the CLIP text embeddings of *all* evaluated prompts
+(docs/measuring.md §CLIP metrics):
 
 - CLIP score: the mean cosine similarity of a render with its own prompt (papers print 100 x this);
 - R-precision: the fraction of renders whose own prompt is the single most similar of all prompts (a tie is
@@ -57,7 +58,8 @@ class ClipModel:
                 f"CLIP model folder {str(folder)!r} has no {' or '.join(PROCESSOR_FILES)}: save the CLIPProcessor "
                 "beside the model (processor.save_pretrained(folder))"
             )
-        from transformers import CLIPModel, CLIPProcessor  # ~3 s import (DESIGN §9), paid only with --clip
+        # ~3 s import (docs/measuring.md §Reference numbers), paid only with --clip
+        from transformers import CLIPModel, CLIPProcessor
 
         self.folder = folder
         self.device = torch.device(device)

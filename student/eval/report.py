@@ -1,6 +1,6 @@
 """The quality report of one checkpoint: plan it (cheap, no model), run it, write `eval/<run>/` atomically.
 
-On procedural prompts (the embedded default teacher, where ground truth exists, DESIGN §8) the report holds
+On procedural prompts (the embedded default teacher, where ground truth exists, docs/measuring.md) the report holds
 the oracle's colour / shape accuracy on training and held-out prompts with confusion matrices, the Chamfer
 distance of exported meshes against the true shapes with two ground-truth baselines, and per-prompt
 diversity against the teacher's seeds. With a CLIP folder it adds CLIP score and R-precision, which is the

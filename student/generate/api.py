@@ -3,7 +3,7 @@
 A prompt is encoded by the text encoder the checkpoint was trained with, one generator forward pass
 turns (text embedding, z) into tri-planes, and the mesh is extracted from the decoder's density on
 first use. Nothing here imports the teacher side (diffusers, Ray, `teacher_dump`): generation needs the
-checkpoint alone (DESIGN §1).
+checkpoint alone (docs/design.md §Stages).
 """
 
 from __future__ import annotations

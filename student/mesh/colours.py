@@ -1,6 +1,6 @@
 """Vertex colours from the decoder: the view-independent colour at each vertex position.
 
-The student's colour is a function of position only (DESIGN §6), so evaluating it at the vertex is
+The student's colour is a function of position only (docs/student.md §Architecture), so evaluating it at the vertex is
 the colour every render of that surface point converges to once the surface is opaque.
 """
 

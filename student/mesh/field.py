@@ -1,6 +1,6 @@
 """The one thing meshing needs from a model: density and colour at world points.
 
-The student's decoder is view-independent (DESIGN §6), so a single query per point gives both the
+The student's decoder is view-independent (docs/student.md §Architecture), so a single query per point gives both the
 density that marching cubes thresholds and the colour the vertices carry. Anything with a
 ``query`` of this shape can be meshed: the generator bound to one sample's tri-planes in generation,
 an analytic sphere in tests and in the benchmark.

@@ -4,8 +4,9 @@ The grid has ``grid`` cells (``grid + 1`` samples) per axis over [-BOX_HALF, BOX
 ``(i, j, k)`` at world ``(x_i, y_j, z_k)``, so marching-cubes vertices map to world units by one
 scale and offset.
 
-Coarse to fine: a dense 129^3 grid is 2.1 M decoder queries (about 2 s on 2 CPU cores, DESIGN §9:
-21 ms per 65 k grid_sample points per plane), but the surface crosses only a thin shell of it. So the
+Coarse to fine: a dense 129^3 grid is 2.1 M decoder queries (about 2 s on 2 CPU cores: 21 ms per 65 k
+grid_sample points per plane, docs/measuring.md §Reference numbers), but the surface crosses only a thin
+shell of it. So the
 field is sampled every ``coarse_stride`` cells first and the fine grid is filled by trilinear
 interpolation of those samples (a convex combination: inside a coarse cell whose corners are all on
 one side of the level it never crosses the level). Then the surface is followed: every coarse cell

@@ -1,8 +1,8 @@
 """Camera rays for the student renderer, from the project's one ray generator (`pipeline.cameras.Cameras.rays`).
 
 The procedural teacher casts its rays with the same function, so a student pixel and a teacher pixel see the
-same ray (DESIGN §2). Rays are clipped to the tri-plane box [-BOX_HALF, BOX_HALF]^3, outside which the planes
-hold no features.
+same ray (docs/design.md §Cameras). Rays are clipped to the tri-plane box [-BOX_HALF, BOX_HALF]^3, outside
+which the planes hold no features.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Tri-plane feature lookup: three distinct axis-aligned planes XY, XZ and YZ.
 
-A point (x, y, z) in the box [-BOX_HALF, BOX_HALF]^3 reads plane XY at (x, y), plane XZ at (x, z) and plane
-YZ at (y, z), bilinearly. EG3D's `generate_planes` builds XY, XZ and a third plane whose projection is ZX, the
-transpose of XZ (the 'effectively XY/XZ/ZX' defect in DESIGN §2): two planes then see the same pair of axes
-and no plane sees (y, z). Here each plane stores its first named axis along the image width and its second
-along the image height: plane[:, :, row, col] is indexed row <- second axis, col <- first axis, both increasing.
+A point (x, y, z) in the box [-BOX_HALF, BOX_HALF]^3 reads plane XY at (x, y), plane XZ at (x, z) and plane YZ
+at (y, z), bilinearly. EG3D's `generate_planes` builds XY, XZ and a third plane whose projection is ZX, the
+transpose of XZ (the 'effectively XY/XZ/ZX' defect, docs/student.md §Differences from EG3D): two planes then
+see the same pair of axes and no plane sees (y, z). Here each plane stores its first named axis along the
+image width and its second along the image height: plane[:, :, row, col] is indexed row <- second axis, col <-
+first axis, both increasing.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The GAN trainer: teacher views from shards vs student renders at the same cameras.
 
 One iteration (`Trainer.step`): draw z, render the batch at the teacher's cameras once, take a generator step
-against the (frozen) discriminator, then a discriminator step on the same renders detached (DESIGN §6: one
-render per iteration), the real views, mismatched texts and, every `r1_interval` steps, R1; then update the
-EMA generator. Everything random in a step comes from `step_generator(seed, rank, step)` and the data order
-from the saved data position, so an interrupted and resumed run reproduces an uninterrupted one exactly.
+against the (frozen) discriminator, then a discriminator step on the same renders detached (one render per
+iteration, docs/student.md §Training), the real views, mismatched texts and, every `r1_interval` steps, R1;
+then update the EMA generator. Everything random in a step comes from `step_generator(seed, rank, step)` and
+the data order from the saved data position, so an interrupted and resumed run reproduces an uninterrupted one
+exactly.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class Trainer:
         device: torch.device | str = "cpu",
         progress_bar: bool = True,
     ) -> None:
-        # Subnormal floats in the transmittance products slowed the CPU backward pass by ~50% (DESIGN §6).
+        # Subnormal floats in the transmittance products slowed the CPU backward pass by ~50%
+        # (docs/student.md §Training).
         torch.set_flush_denormal(True)
         self.plan, self.cfg, self.rank, self.world = plan, plan.config, rank, world
         self.device = torch.device(device)

@@ -9,7 +9,7 @@
 | `original_config.py` | sizes of the published single-file checkpoint (it stores none) |
 | `loading.py` | components from a diffusers-format folder or the single file |
 | `pipeline.py` | `MVDreamPipeline`: DDIM + classifier-free guidance + decode |
-| `parity.py` | adapters for `../shared/mvdream/check_parity.py` |
+| `parity.py` | adapters behind `tests/test_mvdream_parity.py` (golden data in `tests/golden/`) |
 
-Facts and file:line pointers into the reference code: ``../shared/mvdream/NOTES.md``.
+Conventions, key layouts, golden data and the parity test: docs/mvdream.md.
 """

@@ -1,7 +1,7 @@
 """MVDream's transformer: self-attention across all views of an object, cross-attention per view.
 
 This is the one architectural change besides the camera embedding that turns SD-2.1's UNet into
-MVDream's (``../shared/mvdream/NOTES.md`` §1.1): the tokens of the F views of one object are
+MVDream's (docs/mvdream.md §UNet): the tokens of the F views of one object are
 concatenated view-major before self-attention, so every view attends to every other. The text
 cross-attention and the feed-forward stay per view. Parameter names follow the reference state dict
 (``proj_in``, ``transformer_blocks.0.attn1.to_q``, ``ff.net.0.proj``, ``ff.net.2``, ``proj_out``).
@@ -17,7 +17,7 @@ from teacher_dump.mvdream.config import NORM_GROUPS
 
 
 class Attention(nn.Module):
-    """Multi-head attention with bias-free q/k/v projections (NOTES §1.1).
+    """Multi-head attention with bias-free q/k/v projections (docs/mvdream.md §UNet).
 
     torch's `scaled_dot_product_attention` computes softmax(q k^T / sqrt(d)) v, the reference's
     formula; on GPU it picks a fused (flash / memory-efficient) kernel.
@@ -88,7 +88,7 @@ class MultiViewTransformerBlock(nn.Module):
 
 
 class SpatialTransformer3D(nn.Module):
-    """GroupNorm (eps 1e-6, NOTES §6) -> linear ``proj_in`` -> blocks -> linear ``proj_out`` -> + input."""
+    """GroupNorm (eps 1e-6, docs/mvdream.md §UNet) -> linear ``proj_in`` -> blocks -> ``proj_out`` -> + input."""
 
     def __init__(self, channels: int, heads: int, dim_head: int, depth: int, context_dim: int) -> None:
         super().__init__()

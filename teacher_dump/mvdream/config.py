@@ -1,7 +1,7 @@
 """The multi-view UNet's configuration, with MVDream's own (ldm) key names.
 
 The names are those of `unet/config.json` in a diffusers-format MVDream folder and of the
-`unet_config.params` block of MVDream's yaml (``../shared/mvdream/NOTES.md`` §1.3, §2.2), so a
+`unet_config.params` block of MVDream's yaml (docs/mvdream.md §Key layouts), so a
 config read from either source round-trips without renaming.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 # Keys the reference accepts whose value this implementation supports only at the reference default
-# (NOTES §2.2: "Keys not present take D's defaults"). Any other value is rejected, never ignored.
+# (docs/mvdream.md §UNet: absent keys take the reference defaults). Any other value is rejected, never ignored.
 _FIXED_KEYS: dict[str, Any] = {
     "dims": 2,
     "conv_resample": True,
@@ -27,13 +27,13 @@ _FIXED_KEYS: dict[str, Any] = {
 }
 # Training-only switches (gradient checkpointing, dropout): they do not change an eval forward.
 _TRAINING_ONLY_KEYS = frozenset({"use_checkpoint", "dropout"})
-# GroupNorm(32, C) everywhere (NOTES §1.2), so every channel count must split into 32 groups.
+# GroupNorm(32, C) everywhere (docs/mvdream.md §UNet), so every channel count must split into 32 groups.
 NORM_GROUPS = 32
 
 
 @dataclass(frozen=True)
 class MultiViewUNetConfig:
-    """Sizes of an MVDream multi-view UNet; the real model's values are in `golden/layout/unet_config.json`."""
+    """Sizes of an MVDream multi-view UNet; the real model's values are in `tests/golden/layout/unet_config.json`."""
 
     model_channels: int
     channel_mult: tuple[int, ...]
@@ -42,10 +42,10 @@ class MultiViewUNetConfig:
     num_head_channels: int  # width of one attention head; heads = channels // num_head_channels
     transformer_depth: int
     context_dim: int  # width of the text tokens the cross-attention reads
-    camera_dim: int = 16  # a flattened 4x4 camera-to-world matrix (NOTES §1.2)
+    camera_dim: int = 16  # a flattened 4x4 camera-to-world matrix (docs/mvdream.md §UNet)
     in_channels: int = 4
     out_channels: int = 4
-    image_size: int = 32  # recorded by the reference, unused by the network (NOTES §1.3)
+    image_size: int = 32  # recorded by the reference, unused by the network (docs/mvdream.md §UNet)
 
     def __post_init__(self) -> None:
         positive = ("model_channels", "num_res_blocks", "num_head_channels", "transformer_depth")

@@ -1,10 +1,11 @@
-"""Assemble MVDream's components from either published layout (``../shared/mvdream/NOTES.md`` §2).
+"""Assemble MVDream's components from either published layout (docs/mvdream.md §Key layouts).
 
 * a diffusers-format folder: ``model_index.json``, ``unet/``, ``vae/``, ``text_encoder/``,
   ``tokenizer/``, ``scheduler/`` (the layout ``convert_mvdream_to_diffusers.py`` writes);
 * the original single file (``sd-v2.1-base-4view.pt`` or a safetensors copy) plus a folder holding
   ``text_encoder/`` and ``tokenizer/`` (e.g. SD-2.1's), because MVDream's frozen OpenCLIP text tower
-  is SD-2.1's, which the folder layout stores as a transformers `CLIPTextModel` (NOTES §2.2, §5).
+  is SD-2.1's, which the folder layout stores as a transformers `CLIPTextModel` (docs/mvdream.md
+  §Key layouts, §Text encoder).
 
 diffusers and transformers are imported here, inside `teacher_dump`, and only when a model loads.
 """
@@ -102,7 +103,8 @@ def load_text_encoder(folder: str | Path) -> tuple[CLIPTextModel, CLIPTokenizer]
     folder = _require_dir(Path(folder), "text-encoder folder")
     encoder_dir = _require_dir(folder / "text_encoder", "text_encoder folder")
     tokenizer_dir = _require_dir(folder / "tokenizer", "tokenizer folder")
-    # from_pretrained(dir) builds a working tokenizer in transformers 5 (vocab_file= does not, DESIGN §5).
+    # from_pretrained(dir) builds a working tokenizer in transformers 5 (vocab_file= does not,
+    # docs/design.md §Text encoders).
     tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_dir))
     bar_was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a "Loading weights" bar per dump worker is noise
@@ -133,7 +135,7 @@ def _scheduler_config(raw: dict[str, Any], source: Path | str) -> dict[str, Any]
     found = raw.get("_class_name", "DDIMScheduler")
     if found != "DDIMScheduler":
         raise ValueError(f"{source} configures a {found!r}; MVDream samples with DDIMScheduler")
-    # The reference pipeline forces these two on any loaded config (NOTES §4, last bullet).
+    # The reference pipeline forces these two on any loaded config (docs/mvdream.md §Sampler).
     return {**raw, "steps_offset": 1, "clip_sample": False}
 
 

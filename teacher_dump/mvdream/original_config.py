@@ -1,9 +1,9 @@
 """Configs of the published ``sd-v2.1-base-4view`` checkpoint, which stores weights but no config.
 
-The single-file checkpoint is a bare state dict (``../shared/mvdream/NOTES.md`` §2.1); its sizes
-come from MVDream's ``configs/sd-v2-base.yaml`` (NOTES §1.3). A diffusers-format folder carries
+The single-file checkpoint is a bare state dict (docs/mvdream.md §Key layouts); its sizes
+come from MVDream's ``configs/sd-v2-base.yaml`` (docs/mvdream.md §UNet). A diffusers-format folder carries
 these same values in its ``unet/``, ``vae/`` and ``scheduler/`` config files; they are the defaults
-of the single-file loader only, and a test pins them to ``golden/layout/*.json``.
+of the single-file loader only, and a test pins them to ``tests/golden/layout/*.json``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from teacher_dump.mvdream.config import MultiViewUNetConfig
 
-# yaml `unet_config.params` (NOTES §1.3).
+# yaml `unet_config.params` (docs/mvdream.md §UNet).
 SD21_4VIEW_UNET = MultiViewUNetConfig(
     model_channels=320,
     channel_mult=(1, 2, 4, 4),
@@ -27,7 +27,7 @@ SD21_4VIEW_UNET = MultiViewUNetConfig(
     image_size=32,
 )
 
-# yaml `first_stage_config.params.ddconfig` in diffusers `AutoencoderKL` terms (NOTES §2.2).
+# yaml `first_stage_config.params.ddconfig` in diffusers `AutoencoderKL` terms (docs/mvdream.md §Key layouts).
 SD21_VAE: dict[str, Any] = {
     "in_channels": 3,
     "out_channels": 3,
@@ -42,7 +42,7 @@ SD21_VAE: dict[str, Any] = {
     "scaling_factor": 0.18215,
 }
 
-# The DDIM schedule of MVDream's training (yaml linear_start/linear_end, NOTES §2.2, §4).
+# The DDIM schedule of MVDream's training (yaml linear_start/linear_end, docs/mvdream.md §Sampler).
 MVDREAM_DDIM: dict[str, Any] = {
     "_class_name": "DDIMScheduler",
     "beta_start": 0.00085,

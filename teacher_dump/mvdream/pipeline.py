@@ -1,14 +1,14 @@
 """Text -> V views with MVDream: DDIM (eta 0) with classifier-free guidance, then the VAE decode.
 
-Sampling follows the reference pipeline step for step (``../shared/mvdream/NOTES.md`` §4): one UNet
+Sampling follows the reference pipeline step for step (docs/mvdream.md §Sampler): one UNet
 call per step on ``[uncond views, cond views]``, ``eps = eps_u + g (eps_c - eps_u)``, decode
 ``latents / scaling_factor`` and map ``x / 2 + 0.5`` into [0, 1]. Extensions: batches of prompts,
 one explicit generator per prompt, per-prompt elevation and azimuth start.
 
-Cameras. The UNet is conditioned on MVDream's unit-sphere matrices (NOTES §3,
+Cameras. The UNet is conditioned on MVDream's unit-sphere matrices (docs/mvdream.md §Cameras,
 `pipeline.cameras.mvdream_camera_matrices`, azimuth span 360). The output reports the same matrices
 in the project's convention: translation scaled to `DEFAULT_RADIUS` and vertical fov
-`DEFAULT_FOVY_DEG`, the documented framing MVDream itself does not encode (DESIGN §2).
+`DEFAULT_FOVY_DEG`, the documented framing MVDream itself does not encode (docs/design.md §Cameras).
 
 Precision. The UNet runs in the pipeline's dtype (fp16/bf16 on GPU); latents, the DDIM update, the
 text encoder and the VAE stay in float32.
@@ -115,7 +115,10 @@ class MVDreamPipeline:
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
-        """(B,) prompts -> (B, 77, D) float32: ``last_hidden_state`` of the 77-token padded ids (NOTES §5)."""
+        """(B,) prompts -> (B, 77, D) float32: ``last_hidden_state`` of the 77-token padded ids.
+
+        As the reference pipeline (docs/mvdream.md §Text encoder).
+        """
         ids = self.tokenizer(
             prompts,
             padding="max_length",
@@ -158,12 +161,12 @@ class MVDreamPipeline:
         elevations = _per_prompt(elevation, b, "elevation")
         azimuths = _per_prompt(azimuth_start, b, "azimuth_start")
         unit = np.stack([self._unit_cameras(v, e, a) for e, a in zip(elevations, azimuths, strict=True)])  # (B,V,4,4)
-        camera = torch.from_numpy(unit).reshape(b * v, 16).to(self.device)  # row-major, NOTES §3 step 5
+        camera = torch.from_numpy(unit).reshape(b * v, 16).to(self.device)  # row-major (docs/mvdream.md §Cameras)
         camera = torch.cat([camera, camera])  # (2BV, 16): the same cameras for both CFG halves
 
         cond = self.encode_prompt(prompts)  # (B, 77, D)
         uncond = self.encode_prompt([negative_prompt])  # (1, 77, D)
-        # Uncond first, views contiguous within each half (NOTES §4 "CFG batch assembly").
+        # Uncond first, views contiguous within each half (docs/mvdream.md §Sampler).
         context = torch.cat([uncond.expand(b * v, -1, -1), cond.repeat_interleave(v, dim=0)])  # (2BV, 77, D)
 
         if latents is None:
@@ -200,7 +203,7 @@ class MVDreamPipeline:
     def _unit_cameras(num_views: int, elevation: float, azimuth_start: float) -> np.ndarray:
         """(V, 4, 4) unit-sphere cameras at azimuths start + k 360/V.
 
-        The reference's float ``arange`` (NOTES §3 step 1) returns one more azimuth, start + 360, for
+        The reference's float ``arange`` (docs/mvdream.md §Cameras step 1) returns one more azimuth, start + 360, for
         many starts (e.g. V=4, start 256.2): that wrap-around duplicate of view 0 is dropped.
         """
         return mvdream_camera_matrices(num_views, elevation, azimuth_start, 360.0)[:num_views]

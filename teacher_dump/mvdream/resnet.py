@@ -2,7 +2,7 @@
 
 Module and parameter names follow MVDream's (ldm's) state dict, e.g. ``in_layers.2.weight``,
 ``emb_layers.1.weight``, ``out_layers.3.weight``, ``skip_connection``, ``op``, ``conv``
-(``../shared/mvdream/NOTES.md`` §1.2, key list in ``golden/layout/unet_keys.tsv``).
+(docs/mvdream.md §UNet, key list in ``tests/golden/layout/unet_keys.tsv``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from teacher_dump.mvdream.config import NORM_GROUPS
 class GroupNorm32(nn.GroupNorm):
     """GroupNorm(32, C, eps 1e-5) computed in float32 whatever the input dtype.
 
-    MVDream's original code does this (NOTES §6, "fp16 only"): the statistics of a half-precision
+    MVDream's original code does this (docs/mvdream.md §UNet): the statistics of a half-precision
     activation map lose digits, so under fp16/bf16 this keeps the reference's numerics.
     """
 
@@ -31,7 +31,7 @@ class GroupNorm32(nn.GroupNorm):
 class ResBlock(nn.Module):
     """Two 3x3 convolutions with the embedding added in between, plus a skip connection.
 
-    The embedding (time + camera, NOTES §1.2) is projected to the output width and added as a
+    The embedding (time + camera, docs/mvdream.md §UNet) is projected to the output width and added as a
     per-channel constant after ``in_layers`` (``use_scale_shift_norm=False``).
     """
 

@@ -2,7 +2,7 @@
 
 Built from a `MultiViewUNetConfig` alone (no size is fixed here), with a module tree whose
 state-dict keys are exactly MVDream's (``time_embed``, ``camera_embed``, ``input_blocks.i.j``,
-``middle_block.j``, ``output_blocks.i.j``, ``out``; ``../shared/mvdream/NOTES.md`` §1, §2.2), so the
+``middle_block.j``, ``output_blocks.i.j``, ``out``; docs/mvdream.md §UNet, §Key layouts), so the
 diffusers-format ``unet/diffusion_pytorch_model.safetensors`` and the original checkpoint (after
 its ``model.diffusion_model.`` prefix) load without renaming.
 """
@@ -20,7 +20,7 @@ from teacher_dump.mvdream.resnet import Downsample, GroupNorm32, ResBlock, Upsam
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal embedding, **cos first** (NOTES §1.2, §6): (N,) float -> (N, dim) float32."""
+    """Sinusoidal embedding, **cos first** (docs/mvdream.md §UNet): (N,) float -> (N, dim) float32."""
     half = dim // 2
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=timesteps.device) / half)
     args = timesteps.float()[:, None] * freqs[None]  # (N, half)
@@ -50,7 +50,7 @@ class MultiViewUNet(nn.Module):
 
     forward(x (N*F, C_in, h, w), timesteps (N*F,), context (N*F, 77, context_dim),
             camera (N*F, camera_dim), num_frames F) -> (N*F, C_out, h, w)
-    The F views of one object are contiguous in the batch (sample index n*F + f, NOTES §1.1).
+    The F views of one object are contiguous in the batch (sample index n*F + f, docs/mvdream.md §UNet).
     """
 
     def __init__(self, config: MultiViewUNetConfig) -> None:
@@ -58,7 +58,7 @@ class MultiViewUNet(nn.Module):
         self.config = config
         mc, emb_dim = config.model_channels, config.time_embed_dim
         self.time_embed = nn.Sequential(nn.Linear(mc, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        # The camera MLP whose output is added to the time embedding (NOTES §1.2).
+        # The camera MLP whose output is added to the time embedding (docs/mvdream.md §UNet).
         self.camera_embed = nn.Sequential(nn.Linear(config.camera_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
 
         self.input_blocks = nn.ModuleList([UNetStage([nn.Conv2d(config.in_channels, mc, 3, padding=1)])])
@@ -77,7 +77,7 @@ class MultiViewUNet(nn.Module):
                 skip_channels.append(ch)
                 factor *= 2
 
-        # The middle block always attends, whatever attention_resolutions says (NOTES §1.3).
+        # The middle block always attends, whatever attention_resolutions says (docs/mvdream.md §UNet).
         self.middle_block = UNetStage([ResBlock(ch, emb_dim, ch), self._transformer(ch), ResBlock(ch, emb_dim, ch)])
 
         self.output_blocks = nn.ModuleList()

@@ -2,8 +2,8 @@
 
 MVDream's single file stores SD-2.1's VAE under ldm names (``encoder.down.0.block.1.norm1``,
 ``decoder.up.3.upsample.conv``, ``mid.attn_1.q`` as 1x1 convolutions); the diffusers folder stores
-the same weights under `AutoencoderKL` names (``../shared/mvdream/NOTES.md`` §2.2, the full map
-with shapes in ``golden/layout/vae_key_map.tsv``). Two differences matter beyond renaming:
+the same weights under `AutoencoderKL` names (docs/mvdream.md §Key layouts, the full map
+with shapes in ``tests/golden/layout/vae_key_map.tsv``). Two differences matter beyond renaming:
 ldm numbers decoder levels from the lowest resolution up, diffusers from the top down, and the
 mid-block attention's 1x1-conv weights (O, I, 1, 1) become linear weights (O, I).
 """

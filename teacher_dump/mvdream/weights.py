@@ -1,7 +1,7 @@
 """Reading weight files and loading them strictly, with errors that name the bad keys.
 
-Two on-disk layouts hold MVDream's UNet under the same key names (``../shared/mvdream/NOTES.md``
-§2): the diffusers folder's ``unet/diffusion_pytorch_model.safetensors`` (bare keys) and the
+Two on-disk layouts hold MVDream's UNet under the same key names (docs/mvdream.md
+§Key layouts): the diffusers folder's ``unet/diffusion_pytorch_model.safetensors`` (bare keys) and the
 original single-file ``sd-v2.1-base-4view.pt`` (``model.diffusion_model.`` + key, next to the VAE,
 the OpenCLIP text tower and the noise-schedule buffers).
 """
@@ -20,7 +20,7 @@ _PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 TEXT_PREFIX = "cond_stage_model."
-# The 12 noise-schedule buffers of MVDream's LatentDiffusionInterface (NOTES §2.1): recomputed by
+# The 12 noise-schedule buffers of MVDream's LatentDiffusionInterface (docs/mvdream.md §Key layouts): recomputed by
 # the DDIM scheduler from its config, so they are read past.
 SCHEDULE_BUFFERS = frozenset(
     {
@@ -111,7 +111,7 @@ class OriginalCheckpoint:
 
 
 def split_original_checkpoint(state_dict: dict[str, torch.Tensor]) -> OriginalCheckpoint:
-    """Sort the keys of the original checkpoint into its groups (NOTES §2.1).
+    """Sort the keys of the original checkpoint into its groups (docs/mvdream.md §Key layouts).
 
     The OpenCLIP text tower (``cond_stage_model.*``) and the schedule buffers are read past: the text
     encoder comes from a transformers folder and the schedule from the scheduler config. Any other

@@ -6,12 +6,12 @@ Built once per dump worker (loading takes seconds to minutes), then `generate` s
 an elevation / azimuth range is sampled from a separate numpy stream keyed by the seed, so a sample
 does not depend on the batch it was generated in.
 
-Cameras: the UNet is conditioned on MVDream's unit-sphere matrices (``../shared/mvdream/NOTES.md``
-§3); the output reports them with the translation scaled to `pipeline.cameras.DEFAULT_RADIUS` and
-the vertical fov `DEFAULT_FOVY_DEG`, the framing MVDream does not encode (DESIGN §2).
+Cameras: the UNet is conditioned on MVDream's unit-sphere matrices (docs/mvdream.md
+§Cameras); the output reports them with the translation scaled to `pipeline.cameras.DEFAULT_RADIUS` and
+the vertical fov `DEFAULT_FOVY_DEG`, the framing MVDream does not encode (docs/design.md §Cameras).
 
 Full-size MVDream needs a GPU in practice (one 50-step sample costs minutes on a 2-core CPU,
-DESIGN §4): `uses_gpu` tells the Ray driver to give each actor one.
+docs/mvdream.md §Cost): `uses_gpu` tells the Ray driver to give each actor one.
 """
 
 from __future__ import annotations
