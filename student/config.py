@@ -131,6 +131,9 @@ class OptimConfig:
     betas: tuple[float, float] = (0.0, 0.99)
     ema_kimg: float = 10.0  # StyleGAN2-ADA: EMA half-life in thousands of images
     ema_rampup: float = 0.05  # half-life at most this fraction of the images seen so far
+    # fp32 | bf16 | fp16: autocast of the G and D forward passes; weights, R1 and the density regulariser stay
+    # fp32, fp16 adds loss scaling (student/train/mixed_precision.py)
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)

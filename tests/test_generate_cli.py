@@ -59,6 +59,19 @@ def test_prompt_to_ply_with_samples_and_previews(run, tmp_path):
     np.testing.assert_array_equal(again["vertex"].data, second["vertex"].data)
 
 
+def test_bf16_generation_writes_a_mesh_close_to_fp32s(run, tmp_path):
+    from plyfile import PlyData
+
+    counts = {}
+    for precision in ("fp32", "bf16"):
+        flags = f"-o {tmp_path}/{precision}.ply --grid 32 --level {LEVEL} --precision {precision}"
+        code, out, err = run("a red cube", *flags.split())
+        assert code == 0, err
+        assert f"loaded generator ({precision})" in out
+        counts[precision] = PlyData.read(str(tmp_path / f"{precision}.ply"))["vertex"].count
+    assert counts["fp32"] > 100 and abs(counts["bf16"] - counts["fp32"]) <= 0.05 * counts["fp32"], counts
+
+
 def test_interpolation_writes_a_mesh_per_step_and_a_strip(run, tmp_path):
     from PIL import Image
 
@@ -101,6 +114,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(run, tmp_path):
         (["a cube", "-o", "{d}/a.ply", "--grid", "30", "--level", "0"], 2, "sigma_level must be a finite density > 0"),
         (["a cube", "-o", "{d}/a.ply", "--text-precision", "fp16"], 2, "one of auto, fp32, bf16, got 'fp16'"),
         (["a cube", "-o", "{d}/a.ply", "--device", "gpu0"], 2, "unknown device 'gpu0'; accepted: cpu, cuda"),
+        (["a cube", "-o", "{d}/a.ply", "--precision", "half"], 2, "--precision must be one of fp32, bf16, fp16"),
         (["--interpolate", "a", "b", "--num", "2", "-o", "{d}/a.ply"], 2, "--num does not combine with --interpolate"),
     ],
     ids=[
@@ -114,6 +128,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(run, tmp_path):
         "level",
         "precision",
         "device",
+        "gen-precision",
         "num-interpolate",
     ],
 )

@@ -33,6 +33,7 @@ from student.mesh.extract import mesh_from_field
 from student.mesh.marching_cubes import EmptySurfaceError
 from student.mesh.mesh import Mesh
 from student.model.packed_synthesis import PackedSynthesis
+from student.precision import PRECISIONS, autocast
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,13 @@ class PlanesField:
 
     generator: torch.nn.Module
     planes: torch.Tensor  # (1, 3, C, R, R)
+    precision: str = "fp32"  # of the decoder's forward pass
 
     def query(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """points (P, 3) -> sigma (P,), rgb (P, 3), on the CPU."""
-        sigma, rgb = self.generator.query(self.planes, points.to(self.planes.device)[None])  # (1, P), (1, P, 3)
-        return sigma[0].cpu(), rgb[0].cpu()
+        """points (P, 3) -> sigma (P,), rgb (P, 3), fp32 on the CPU."""
+        with autocast(self.precision, self.planes.device):
+            sigma, rgb = self.generator.query(self.planes, points.to(self.planes.device)[None])  # (1, P), (1, P, 3)
+        return sigma[0].float().cpu(), rgb[0].float().cpu()
 
 
 class Generation:
@@ -63,7 +66,7 @@ class Generation:
 
     @property
     def field(self) -> PlanesField:
-        return PlanesField(self.model.generator, self.planes)
+        return PlanesField(self.model.generator, self.planes, self.model.precision)
 
     @cached_property
     def mesh(self) -> Mesh:
@@ -81,7 +84,8 @@ class Generation:
         """(V, H, W, 3) uint8 student renders around the object (default: the training view count)."""
         n = num_views or self.model.generator.config.camera.num_views
         cams = preview_cameras(self.model.generator, n, azimuth_start_deg)
-        return render_views(self.model.generator, self.planes, cams)
+        with autocast(self.model.precision, self.planes.device):
+            return render_views(self.model.generator, self.planes, cams)
 
     def preview(self, path: str | Path, num_views: int | None = None) -> Path:
         """A grid image of `views`; returns the path written."""
@@ -95,8 +99,20 @@ class Generation:
 class ET3D:
     """A trained generator with its text encoder and meshing settings."""
 
-    def __init__(self, generator, text_encoder, mesh_config: MeshConfig | None = None, simplify: int | None = None):
+    def __init__(
+        self,
+        generator,
+        text_encoder,
+        mesh_config: MeshConfig | None = None,
+        simplify: int | None = None,
+        precision: str = "fp32",
+    ):
+        """precision: fp32 (the reference), bf16 or fp16: autocast of the generator's forward passes (tri-planes,
+        decoder queries, renders); weights stay fp32 and tri-planes are returned in fp32."""
+        if precision not in PRECISIONS:
+            raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         check_text_encoder(generator, text_encoder, "<in memory>")
+        self.precision = precision
         self.generator = generator.eval()
         # The generator's own synthesis is the reference; this packing of it is ~2x faster at batch 1.
         self.synthesis = PackedSynthesis(generator.synthesis)
@@ -114,17 +130,21 @@ class ET3D:
         mesh_config: MeshConfig | None = None,
         simplify: int | None = None,
         device: str = "cpu",
+        precision: str = "fp32",
     ) -> ET3D:
         """Load a checkpoint folder (default: the newest under runs/train) and its text encoder.
 
         text_precision: "auto" (the encoder's fastest: bf16 weights for minilm) or "fp32" (exact).
         device: "cpu", "cuda[:N]" or "auto"; meshes, images and returned tensors other than planes are on the CPU.
+        precision: "fp32", "bf16" or "fp16" for the generator's forward passes (bf16/fp16 pay off on GPUs).
         """
+        if precision not in PRECISIONS:
+            raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         folder = resolve_checkpoint(ckpt)
         torch_device = resolve_device(device)
         generator = load_generator(folder, torch_device)
         encoder = load_matching_text_encoder(generator, folder, text_encoder_path, text_precision, torch_device)
-        return cls(generator, encoder, mesh_config, simplify)
+        return cls(generator, encoder, mesh_config, simplify, precision)
 
     @property
     def device(self) -> torch.device:
@@ -157,12 +177,12 @@ class ET3D:
             raise ValueError(f"got {len(embeddings)} embeddings, {len(labels)} labels, {len(seeds)} seeds")
         device = self.device
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.precision, device):
             for emb, label, seed in zip(embeddings, labels, seeds, strict=True):
                 rng = torch.Generator().manual_seed(seed)
                 z = torch.randn(1, self.generator.config.mapping.z_dim, generator=rng).to(device)  # (1, z_dim)
                 w = self.generator.latent_w(emb[None].to(device), z, truncation_psi)  # (1, w_dim)
-                planes = self.synthesis(w)
+                planes = self.synthesis(w).float()
                 out.append(Generation(self, label, seed, planes))  # planes (1, 3, C, R, R)
         return out
 

@@ -23,6 +23,7 @@ from student.generate.outputs import (
     sibling_path,
 )
 from student.generate.prompts import validate_prompts
+from student.precision import PRECISIONS
 
 TEXT_PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -84,17 +85,22 @@ def generate(
         help="Text-encoder weights: auto (the encoder's fastest; minilm: bf16, cosine > 0.9999 to fp32) or fp32.",
     ),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto (cuda when available)."),
+    precision: str = typer.Option(
+        "fp32", help="Generator forward passes: fp32 (reference), bf16 or fp16 (autocast; for GPUs)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved plan and exit."),
 ) -> None:
     try:
         if text_precision not in TEXT_PRECISIONS:
             raise OptionError(f"--text-precision must be one of {', '.join(TEXT_PRECISIONS)}, got {text_precision!r}")
+        if precision not in PRECISIONS:
+            raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         plan = _plan(prompt, output, seed, num, preview, turntable, interpolate, steps, prompts_file)
         mesh_config = _mesh_config(grid, level)
         if dry_run:
             _print_plan(plan, ckpt, mesh_config, simplify)
             return
-        _run(plan, ckpt, mesh_config, simplify, truncation, text_encoder_path, text_precision, device)
+        _run(plan, ckpt, mesh_config, simplify, truncation, text_encoder_path, text_precision, device, precision)
     except GenerationError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
@@ -187,7 +193,9 @@ def _labels(plan: _Plan) -> list[str]:
     return [p for p in plan.prompts for _ in range(per_prompt)]
 
 
-def _run(plan: _Plan, ckpt, mesh_config, simplify, truncation, text_encoder_path, text_precision, device) -> None:
+def _run(
+    plan: _Plan, ckpt, mesh_config, simplify, truncation, text_encoder_path, text_precision, device, precision
+) -> None:
     import numpy as np
 
     from student.generate.api import ET3D, embedding_path
@@ -201,10 +209,11 @@ def _run(plan: _Plan, ckpt, mesh_config, simplify, truncation, text_encoder_path
         mesh_config=mesh_config,
         simplify=simplify,
         device=device,
+        precision=precision,
     )
     encoder = model.text_encoder
     typer.echo(
-        f"loaded generator and {encoder.name} text encoder ({encoder.precision}) on {model.device} "
+        f"loaded generator ({model.precision}) and {encoder.name} text encoder ({encoder.precision}) on {model.device} "
         f"in {time.perf_counter() - t0:.2f} s"
     )
 

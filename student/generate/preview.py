@@ -34,7 +34,7 @@ def render_views(generator, planes: torch.Tensor, cameras: Cameras, views_per_ca
             c2w = cameras.c2w[start : start + views_per_call][None].to(planes.device)  # (1, v, 4, 4)
             fovy = cameras.fovy_deg[start : start + views_per_call][None].to(planes.device)  # (1, v)
             images = generator.render(planes, c2w, fovy)  # (1, v, 3, H, W) in [0, 1]
-            chunks.append(images[0].permute(0, 2, 3, 1).cpu())  # (v, H, W, 3)
+            chunks.append(images[0].permute(0, 2, 3, 1).float().cpu())  # (v, H, W, 3); fp32 under autocast too
     rgb = torch.cat(chunks).clamp(0, 1).numpy()
     return np.rint(rgb * 255).astype(np.uint8)
 

@@ -28,7 +28,9 @@ def resize(image: torch.Tensor, size: int) -> torch.Tensor:
     """Bilinear resize with antialiasing. For 2x downsampling its taps are [1, 3, 3, 1] / 8: StyleGAN2's filter."""
     if image.shape[-1] == size:
         return image
-    return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    # Antialiased resampling has no bf16/fp16 CPU kernel: filter in fp32 and return the input's dtype.
+    out = F.interpolate(image.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return out.to(image.dtype)
 
 
 def dual_image(image: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:

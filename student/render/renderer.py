@@ -58,4 +58,5 @@ class VolumeRenderer:
         assert sigma.shape == (b, n * s) and feats.shape[:2] == (b, n * s), (
             f"{tuple(sigma.shape)}, {tuple(feats.shape)}"
         )
-        return sigma.reshape(b, n, s), feats.reshape(b, n, s, -1)  # (B, N*S) -> (B, N, S)
+        # Compositing sums and exponentiates along the ray: fp32 even when the field ran under autocast.
+        return sigma.float().reshape(b, n, s), feats.float().reshape(b, n, s, -1)  # (B, N*S) -> (B, N, S)

@@ -17,6 +17,7 @@ from pipeline.shards import list_shards
 from student.checkpoint import find_latest_checkpoint, run_dirs
 from student.config import TrainConfig, from_dict, to_dict
 from student.overrides import apply_overrides
+from student.precision import check_precision
 from student.presets import get_preset
 from student.train.dataset_info import DatasetInfo, scan_shards
 from student.train.state import read_run_config
@@ -97,4 +98,5 @@ def make_plan(
         base = get_preset(preset)
         run_dir = next_run_dir(out, preset)
     cfg = resolve_against_data(apply_overrides(base, overrides), info)
+    check_precision(cfg.optim.precision, "--optim.precision")
     return TrainPlan(cfg, shards, info, run_dir, checkpoint, workers)

@@ -3,7 +3,8 @@
 A checkpoint directory (written atomically with `pipeline.atomic.atomic_dir`) holds
 - `config.json` + `model.safetensors`: the EMA generator, loadable by `TriplaneGenerator.from_pretrained`;
 - `train_state.safetensors`: G, D and both Adam states (tensors only, never pickle);
-- `train_state.json`: step, images seen, training wall-clock, data position, Adam hyper-parameters;
+- `train_state.json`: step, images seen, training wall-clock, data position, Adam hyper-parameters, the
+  precision and the fp16 loss scales;
 - `train_config.json`: the resolved run config.
 
 Randomness needs no saved generator state: every step draws from a generator seeded by (seed, rank, step)
@@ -25,6 +26,7 @@ from pipeline.atomic import atomic_dir
 from student.config import SCHEMA_VERSION, TrainConfig, to_dict
 from student.model.generator import TriplaneGenerator
 from student.train.batch_stream import DataPosition
+from student.train.mixed_precision import LossScaling
 
 TRAIN_STATE = "train_state.safetensors"
 TRAIN_META = "train_state.json"
@@ -83,6 +85,7 @@ def save_checkpoint(
     opt_d: torch.optim.Optimizer,
     progress: Progress,
     run_config: TrainConfig,
+    loss_scaling: LossScaling | None = None,
 ) -> Path:
     """Write one complete checkpoint directory atomically; returns its path."""
     path = Path(path)
@@ -99,6 +102,8 @@ def save_checkpoint(
         "data": {"epoch": progress.data.epoch, "batch": progress.data.batch},
         "opt_g_param_groups": g_groups,
         "opt_d_param_groups": d_groups,
+        "precision": run_config.optim.precision,
+        "loss_scaling": loss_scaling.state_dict() if loss_scaling is not None else {},
     }
     with atomic_dir(path) as tmp:
         G_ema.save_pretrained(tmp)
@@ -116,8 +121,10 @@ def load_checkpoint(
     D: nn.Module,
     opt_g: torch.optim.Optimizer,
     opt_d: torch.optim.Optimizer,
+    loss_scaling: LossScaling | None = None,
 ) -> Progress:
-    """Restore models and optimisers in place from a checkpoint directory; returns where training stood."""
+    """Restore models, optimisers and fp16 loss scales in place from a checkpoint directory; returns where
+    training stood."""
     path = Path(path)
     meta = json.loads((path / TRAIN_META).read_text())
     if meta.get("schema_version") != SCHEMA_VERSION:
@@ -130,6 +137,8 @@ def load_checkpoint(
     G_ema.load_state_dict(TriplaneGenerator.from_pretrained(path).state_dict())
     opt_g.load_state_dict(_optimizer_state("opt_g.", tensors, meta["opt_g_param_groups"]))
     opt_d.load_state_dict(_optimizer_state("opt_d.", tensors, meta["opt_d_param_groups"]))
+    if loss_scaling is not None:
+        loss_scaling.load_state_dict(meta.get("loss_scaling", {}))
     data = DataPosition(int(meta["data"]["epoch"]), int(meta["data"]["batch"]))
     return Progress(int(meta["step"]), int(meta["nimg"]), float(meta["elapsed_s"]), float(meta["cpu_s"]), data)
 

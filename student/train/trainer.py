@@ -25,6 +25,7 @@ from student.checkpoint import CHECKPOINTS_DIR, run_checkpoints, step_dir_name
 from student.config import to_dict
 from student.model.discriminator import Discriminator, resize
 from student.model.generator import TriplaneGenerator
+from student.precision import autocast, full_precision
 from student.train.batch_stream import BatchStream, rank_shards
 from student.train.collectives import all_reduce_grads, any_rank, check_in_sync
 from student.train.ema import ema_beta, update_ema
@@ -36,6 +37,7 @@ from student.train.loss import (
     mismatch_loss,
     r1_penalty,
 )
+from student.train.mixed_precision import LossScaling
 from student.train.monitor import Monitor
 from student.train.plan import TrainPlan
 from student.train.state import Progress, load_checkpoint, save_checkpoint, step_generator
@@ -89,11 +91,13 @@ class Trainer:
         o = cfg.optim
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=o.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=o.betas)
+        self.scaling = LossScaling(o.precision, self.device)
         self.progress = Progress()
         if plan.resume_from is not None:
             self.progress = load_checkpoint(
-                plan.resume_from, G=self.G, G_ema=self.G_ema, D=self.D, opt_g=self.opt_g, opt_d=self.opt_d
-            )
+                plan.resume_from, G=self.G, G_ema=self.G_ema, D=self.D, opt_g=self.opt_g, opt_d=self.opt_d,
+                loss_scaling=self.scaling,
+            )  # fmt: skip
         self.stream = BatchStream(
             rank_shards(plan.shards, rank, world),
             o.batch_size,
@@ -120,36 +124,46 @@ class Trainer:
         # Generator step. D's weights are frozen; its input gradients flow into G.
         self.D.requires_grad_(False)
         z = self.G.sample_z(b, rng)
-        w = self.G.mapping(z, emb, self._mapping_camera(labels[::k], rng))
-        planes = self.G.synthesis(w)
-        fake = self.G.render_views(planes, c2w, fovy, generator=rng)
-        fake_img, fake_raw = fake.image.flatten(0, 1), fake.raw.flatten(0, 1)  # (BK, 3, H, W), (BK, 3, h, w)
-        loss_g = generator_loss(self.D(fake_img, fake_raw, text, d_camera))
+        with self._autocast():
+            w = self.G.mapping(z, emb, self._mapping_camera(labels[::k], rng))
+            planes = self.G.synthesis(w)
+            fake = self.G.render_views(planes, c2w, fovy, generator=rng)
+            fake_img, fake_raw = fake.image.flatten(0, 1), fake.raw.flatten(0, 1)  # (BK, 3, H, W), (BK, 3, h, w)
+            g_logits = self.D(fake_img, fake_raw, text, d_camera)
+        loss_g = generator_loss(g_logits.float())
         values = {"loss/G": loss_g.item()}
         total_g = loss_g
         if loss_cfg.density_reg > 0 and step % loss_cfg.density_reg_interval == 0:
-            reg = density_smoothness(
-                lambda p: self.G.field(planes, p)[0], b, loss_cfg.density_reg_points, loss_cfg.density_reg_eps, rng, dev
-            )
+            with full_precision(dev):  # differences of nearby densities: fp32, whatever the training precision
+                planes32 = planes.float()
+                reg = density_smoothness(
+                    lambda p: self.G.field(planes32, p)[0],
+                    b, loss_cfg.density_reg_points, loss_cfg.density_reg_eps, rng, dev,
+                )  # fmt: skip
             total_g = total_g + reg * (loss_cfg.density_reg * loss_cfg.density_reg_interval)  # lazy: scaled by interval
             values["loss/density"] = reg.item()
         self._check(values, step)
         self.opt_g.zero_grad(set_to_none=True)
-        total_g.backward()
+        self.scaling.backward("G", total_g)
         all_reduce_grads(self.G, self.world)
-        self.opt_g.step()
+        self.scaling.step("G", self.opt_g)
 
         # Discriminator step on the same renders, detached.
         self.D.requires_grad_(True)
-        fake_logits = self.D(fake_img.detach(), fake_raw.detach(), text, d_camera)
+        fake_img, fake_raw = fake_img.detach().float(), fake_raw.detach().float()
+        with self._autocast():
+            fake_logits = self.D(fake_img, fake_raw, text, d_camera).float()
         do_r1 = loss_cfg.r1_gamma > 0 and step % loss_cfg.r1_interval == 0
         real_img = resize(real.flatten(0, 1), fake_img.shape[-1])  # (BK, 3, H, W); no-op at the output size
         # The real raw image: the view filtered down to the rendering resolution (EG3D's filtered_resizing).
         real_raw = resize(real_img, fake_raw.shape[-1])
         # Separate leaves, so that R1 penalises the gradient with respect to each input of the dual D (EG3D).
         real_img, real_raw = real_img.detach().requires_grad_(do_r1), real_raw.detach().requires_grad_(do_r1)
-        real_features = self.D.features(real_img, real_raw)
-        real_logits = self.D.score(real_features, self.D.condition(text, d_camera))
+        # R1 differentiates D's output with respect to its input: that pass runs in fp32 (StyleGAN2-ADA likewise
+        # keeps its gradient penalty out of reduced precision); the other real passes use the training precision.
+        with full_precision(dev) if do_r1 else self._autocast():
+            real_features = self.D.features(real_img, real_raw)
+            real_logits = self.D.score(real_features, self.D.condition(text, d_camera)).float()
         total_d = discriminator_loss(real_logits, fake_logits)
         values.update(
             {"loss/D": total_d.item(), "D/real": real_logits.mean().item(), "D/fake": fake_logits.mean().item()}
@@ -160,9 +174,9 @@ class Trainer:
                 [batch.prompts[i] != batch.prompts[j] for i, j in enumerate(perm.tolist())], device=dev
             )
             other = perm.repeat_interleave(k) * k + torch.arange(b * k, device=dev) % k  # (BK,) same view, other text
-            mis = mismatch_loss(
-                self.D.score(real_features, self.D.condition(text[other], d_camera)), valid.repeat_interleave(k)
-            )
+            with full_precision(dev) if do_r1 else self._autocast():
+                mismatched = self.D.score(real_features, self.D.condition(text[other], d_camera)).float()
+            mis = mismatch_loss(mismatched, valid.repeat_interleave(k))
             total_d = total_d + loss_cfg.mismatch_weight * mis
             values["loss/mismatch"] = mis.item()
         if do_r1:
@@ -171,14 +185,18 @@ class Trainer:
             values["loss/r1"] = r1.item()
         self._check(values, step)
         self.opt_d.zero_grad(set_to_none=True)
-        total_d.backward()
+        self.scaling.backward("D", total_d)
         all_reduce_grads(self.D, self.world)
-        self.opt_d.step()
+        self.scaling.step("D", self.opt_d)
 
         images = b * k * self.world
         nimg = self.progress.nimg + images
         update_ema(self.G_ema, self.G, ema_beta(images, nimg, cfg.optim.ema_kimg, cfg.optim.ema_rampup))
         return values
+
+    def _autocast(self):
+        """The forward passes' precision (`optim.precision`); a fresh context each time it is entered."""
+        return autocast(self.cfg.optim.precision, self.device)
 
     def _mapping_camera(self, labels: torch.Tensor, rng: torch.Generator) -> torch.Tensor | None:
         """The camera w is conditioned on: the rendered one, or with camera_swap_prob a random other one from the
@@ -203,7 +221,7 @@ class Trainer:
         path = run_dir / CHECKPOINTS_DIR / step_dir_name(self.progress.step)
         save_checkpoint(
             path, G=self.G, G_ema=self.G_ema, D=self.D, opt_g=self.opt_g, opt_d=self.opt_d,
-            progress=self.progress, run_config=self.cfg,
+            progress=self.progress, run_config=self.cfg, loss_scaling=self.scaling,
         )  # fmt: skip
         self.last_checkpoint = path
         for _, old in run_checkpoints(run_dir)[: -self.cfg.schedule.keep_checkpoints]:
