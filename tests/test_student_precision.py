@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from test_student_support import make_procedural_shards, one_torch_thread, tiny_plan
+from support.student_data import make_procedural_shards, one_torch_thread, tiny_plan
 
 from student.checkpoint import run_checkpoints
 from student.precision import autocast, check_precision
