@@ -34,12 +34,12 @@ import torch
 import typer
 
 from pipeline.atomic import atomic_write_json
-from student.checkpoint import find_latest_checkpoint
 from student.generate.api import ET3D
 from student.generate.errors import EmptyMeshError
 from student.mesh.config import MeshConfig
 from student.mesh.extract import mesh_from_field
 from student.mesh.marching_cubes import sample_density_grid
+from student.run_layout import find_latest_checkpoint
 
 TARGETS = {"text_to_triplanes_ms": 8.0, "prompt_to_mesh_ms": 250.0, "cold_process_s": 3.0, "cold_peak_rss_mb": 1536.0}
 PROMPT = "a red cube"

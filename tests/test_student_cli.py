@@ -6,7 +6,7 @@ import pytest
 from support.student_data import make_procedural_shards, one_torch_thread
 from typer.testing import CliRunner
 
-from student.checkpoint import run_checkpoints
+from student.run_layout import run_checkpoints
 from student.train.cli import app
 from student.train.stats import read_stats
 
@@ -70,11 +70,13 @@ def test_a_missing_data_flag_or_resume_folder_exits_2(shards, tmp_path):
     nowhere = tmp_path / "runs" / "00000-tiny" / "checkpoints" / "step-00000009"
     result = runner.invoke(app, ["--data", str(shards), "--preset", "tiny", "--resume-from", str(nowhere)])
     assert result.exit_code == 2
-    assert result.output == f"error: {nowhere} is not a training checkpoint directory (no train_config.json in it)\n"
+    assert result.output == f"error: {nowhere} is not a training checkpoint directory (no such folder)\n"
     a_file = tmp_path / "model.safetensors"
     a_file.write_bytes(b"")
     result = runner.invoke(app, ["--data", str(shards), "--preset", "tiny", "--resume-from", str(a_file)])
-    assert result.exit_code == 2 and f"error: {a_file} is not a training checkpoint directory" in result.output
+    assert (
+        result.exit_code == 2 and result.output == f"error: {a_file} is not a training checkpoint directory (a file)\n"
+    )
     assert list(tmp_path.iterdir()) == [a_file]
 
 

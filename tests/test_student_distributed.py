@@ -9,9 +9,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from support.student_data import make_procedural_shards, tiny_plan
 
-from student.checkpoint import run_checkpoints
+from student.run_layout import TRAIN_META, run_checkpoints
 from student.train.collectives import all_reduce_grads, any_rank, check_in_sync
-from student.train.state import TRAIN_META
 
 
 def _average_worker(rank: int, world: int, init_file: str, results) -> None:

@@ -10,12 +10,12 @@ import torch
 from support.student_data import one_torch_thread
 
 from pipeline.cameras import orbit_cameras
-from student.checkpoint import MODEL_CONFIG
 from student.model.discriminator import Discriminator
 from student.model.generator import TriplaneGenerator
 from student.model.modulated_conv import modulated_conv2d
 from student.presets import tiny
 from student.render.triplane import PLANE_NAMES, sample_triplane
+from student.run_layout import MODEL_CONFIG
 
 TEXT_DIM = 16
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from support.student_data import make_procedural_shards, one_torch_thread, tiny_plan
 
-from student.checkpoint import run_checkpoints
 from student.precision import autocast, check_precision
+from student.run_layout import TRAIN_META, run_checkpoints
 from student.train.plan import TrainPlan
-from student.train.state import TRAIN_META, read_run_config
+from student.train.state import read_run_config
 from student.train.trainer import Trainer
 
 

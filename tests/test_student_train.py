@@ -18,12 +18,12 @@ from support.student_data import (
     tiny_plan,
 )
 
-from student.checkpoint import find_latest_checkpoint, run_checkpoints
 from student.model.generator import TriplaneGenerator
+from student.run_layout import TRAIN_META, find_latest_checkpoint, run_checkpoints
 from student.train.batch_stream import BatchStream, rank_shards
 from student.train.dataset_info import scan_shards
 from student.train.interrupt import GracefulStop
-from student.train.state import TRAIN_META, Progress, save_checkpoint
+from student.train.state import Progress, save_checkpoint
 from student.train.stats import read_stats
 from student.train.trainer import NonFiniteLossError, Trainer, select_views
 

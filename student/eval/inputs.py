@@ -7,21 +7,15 @@ the offending value, so `et3d-eval` can report it in one line and exit with stat
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from student.checkpoint import CHECKPOINTS_DIR, MODEL_CONFIG
+from student import run_layout
 from student.config import SCHEMA_VERSION, GeneratorConfig, from_dict
-
-TRAIN_META = "train_state.json"  # written by the trainer beside the model (`student/train/state.py`)
-TRAIN_STATE = "train_state.safetensors"  # the trainer's tensors: G (non-averaged) under "G.", D, optimisers
-STATS = "stats.jsonl"  # the run's log, in the run directory (`student/train/monitor.py`)
-_STEP_DIR = re.compile(r"^step-(\d+)$")
+from student.run_layout import MODEL_CONFIG, TRAIN_STATE, CheckpointLayoutError
 
 
 class EvalInputError(ValueError):
@@ -41,31 +35,26 @@ class CheckpointInfo:
 
     @property
     def stats_path(self) -> Path | None:
-        return self.run_dir / STATS if self.run_dir is not None else None
+        return run_layout.RunDir(self.run_dir).stats if self.run_dir is not None else None
 
 
 def find_checkpoint(ckpt: Path | None, runs: Path) -> Path:
     """`ckpt` as given, or the newest checkpoint of a run folder / of the newest run under `runs`."""
-    from student.generate.errors import CheckpointError
-    from student.generate.loading import resolve_checkpoint
-
     try:
-        return resolve_checkpoint(ckpt, root=runs)
-    except CheckpointError as e:
+        return run_layout.resolve_checkpoint(ckpt, root=runs)
+    except CheckpointLayoutError as e:
         raise EvalInputError(str(e)) from None
 
 
 def describe_checkpoint(path: str | Path) -> CheckpointInfo:
     """Read `config.json` (and the trainer's `train_state.json` when present) of a checkpoint folder."""
-    from student.generate.errors import CheckpointError
-    from student.generate.loading import check_checkpoint_files
-
     path = Path(path)
     try:
-        check_checkpoint_files(path)
-    except CheckpointError as e:
+        run_layout.check_model_files(path)
+        meta = run_layout.read_json_object(path / MODEL_CONFIG)
+        step, seconds = run_layout.checkpoint_step(path)
+    except CheckpointLayoutError as e:
         raise EvalInputError(str(e)) from None
-    meta = json.loads((path / MODEL_CONFIG).read_text(encoding="utf-8"))
     if meta.get("schema_version") != SCHEMA_VERSION or "generator" not in meta:
         raise EvalInputError(
             f"{path / MODEL_CONFIG}: schema {meta.get('schema_version')!r}, kind {meta.get('kind')!r}; "
@@ -75,24 +64,9 @@ def describe_checkpoint(path: str | Path) -> CheckpointInfo:
         config = from_dict(GeneratorConfig, meta["generator"], "generator")
     except ValueError as e:
         raise EvalInputError(f"{path / MODEL_CONFIG}: {e}") from None
-    step, seconds = _training_position(path)
-    in_run = path.parent.name == CHECKPOINTS_DIR
-    run_dir = path.parent.parent if in_run else None
+    run = run_layout.run_of_checkpoint(path)
+    run_dir = run.path if run is not None else None
     return CheckpointInfo(path, run_dir.name if run_dir else path.name, run_dir, step, seconds, config)
-
-
-def _training_position(path: Path) -> tuple[int | None, float | None]:
-    """(step, training seconds) from `train_state.json`, else the step from a `step-XXXXXXXX` folder name."""
-    meta_path = path / TRAIN_META
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            seconds = meta.get("elapsed_s")
-            return int(meta["step"]), float(seconds) if seconds is not None else None
-        except (ValueError, KeyError, TypeError) as e:
-            raise EvalInputError(f"{meta_path}: unreadable training state ({type(e).__name__}: {e})") from None
-    m = _STEP_DIR.match(path.name)
-    return (int(m.group(1)) if m else None), None
 
 
 @dataclass(frozen=True)

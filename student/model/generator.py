@@ -20,7 +20,6 @@ from torch import nn
 
 from pipeline.atomic import atomic_path, atomic_write_json
 from pipeline.cameras import orbit_cameras
-from student.checkpoint import MODEL_CONFIG, MODEL_WEIGHTS
 from student.config import SCHEMA_VERSION, GeneratorConfig, from_dict, to_dict
 from student.model.decoder import RGB, TriplaneDecoder
 from student.model.mapping import MappingNetwork
@@ -29,6 +28,7 @@ from student.model.synthesis import NUM_PLANES, TriplaneSynthesis
 from student.render.rays import camera_rays
 from student.render.renderer import VolumeRenderer
 from student.render.triplane import sample_triplane
+from student.run_layout import MODEL_CONFIG, MODEL_WEIGHTS
 
 MODEL_KIND = "et3d-triplane-generator"
 

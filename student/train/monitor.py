@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from student.eval.oracle_accuracy import EvalSet, make_eval_set, oracle_accuracy, spread
 from student.model.generator import TriplaneGenerator
+from student.run_layout import RunDir
 from student.train.plan import TrainPlan
 from student.train.previews import render_preview, save_preview, write_preview_index
 from student.train.state import Progress
@@ -33,7 +34,8 @@ def stamp(progress: Progress) -> dict[str, float]:
 class Monitor:
     def __init__(self, plan: TrainPlan, G_ema: TriplaneGenerator) -> None:
         self.plan, self.cfg, self.G_ema = plan, plan.config, G_ema
-        self.stats = StatsWriter(plan.run_dir / "stats.jsonl")
+        self.run = RunDir(plan.run_dir)
+        self.stats = StatsWriter(self.run.stats)
         self.means = RunningMeans()
         self.step_seconds: list[float] = []
         self.last_eval_step = -1
@@ -112,12 +114,12 @@ class Monitor:
         return record
 
     def preview(self, progress: Progress) -> Path:
-        directory = self.plan.run_dir / "previews"
+        directory = self.run.previews
         directory.mkdir(exist_ok=True)
         if not (directory / "prompts.txt").exists():
             write_preview_index(directory, self.preview_prompts, PREVIEW_SEEDS)
         grid = render_preview(self.G_ema, self.preview_emb, PREVIEW_SEEDS, self.cfg.generator.camera)
-        return save_preview(directory / f"step-{progress.step:08d}.png", grid)
+        return save_preview(self.run.preview(progress.step), grid)
 
     def finish(self, progress: Progress, stopped_by: str | None, checkpoint: Path | None) -> None:
         self.evaluate(progress)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.shards import list_shards
-from student.checkpoint import find_latest_checkpoint, run_dirs
 from student.config import TrainConfig, from_dict, to_dict
 from student.overrides import apply_overrides
 from student.precision import check_precision
 from student.presets import get_preset
+from student.run_layout import find_latest_checkpoint, next_run_dir
 from student.train.dataset_info import DatasetInfo, scan_shards
 from student.train.state import read_run_config
 
@@ -68,12 +68,6 @@ def resolve_against_data(cfg: TrainConfig, info: DatasetInfo) -> TrainConfig:
     return dataclasses.replace(cfg, generator=gen)
 
 
-def next_run_dir(root: Path, preset: str) -> Path:
-    runs = run_dirs(root)
-    number = runs[-1][0] + 1 if runs else 0
-    return Path(root) / f"{number:05d}-{preset}"
-
-
 def make_plan(
     *,
     data: Path,
@@ -93,7 +87,7 @@ def make_plan(
     checkpoint = Path(resume) if isinstance(resume, Path) else find_latest_checkpoint(out, preset) if resume else None
     if checkpoint is not None:
         base = from_dict(TrainConfig, read_run_config(checkpoint))
-        run_dir = checkpoint.parent.parent
+        run_dir = checkpoint.parent.parent  # <run>/checkpoints/<step>
     else:
         base = get_preset(preset)
         run_dir = next_run_dir(out, preset)

@@ -1,11 +1,9 @@
 """Training state: what a checkpoint holds and restores, so a resumed run continues bit for bit.
 
-A checkpoint directory (written atomically with `pipeline.atomic.atomic_dir`) holds
-- `config.json` + `model.safetensors`: the EMA generator, loadable by `TriplaneGenerator.from_pretrained`;
-- `train_state.safetensors`: G, D and both Adam states (tensors only, never pickle);
-- `train_state.json`: step, images seen, training wall-clock, data position, Adam hyper-parameters, the
-  precision and the fp16 loss scales;
-- `train_config.json`: the resolved run config.
+A checkpoint directory (written atomically with `pipeline.atomic.atomic_dir`; file names in `student/run_layout.py`)
+holds the EMA generator (loadable by `TriplaneGenerator.from_pretrained`), G, D and both Adam states (tensors
+only, never pickle), the step, images seen, training clocks, data position, Adam hyper-parameters, the
+precision and the fp16 loss scales, and the resolved run config.
 
 Randomness needs no saved generator state: every step draws from a generator seeded by (seed, rank, step)
 (`step_generator`), and the data order is fixed by (seed, epoch) plus the saved data position.
@@ -25,12 +23,15 @@ from torch import nn
 from pipeline.atomic import atomic_dir
 from student.config import SCHEMA_VERSION, TrainConfig, to_dict
 from student.model.generator import TriplaneGenerator
+from student.run_layout import (
+    CHECKPOINT_RUN_CONFIG,
+    TRAIN_META,
+    TRAIN_STATE,
+    check_training_files,
+    read_json_object,
+)
 from student.train.batch_stream import DataPosition
 from student.train.mixed_precision import LossScaling
-
-TRAIN_STATE = "train_state.safetensors"
-TRAIN_META = "train_state.json"
-RUN_CONFIG = "train_config.json"
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def save_checkpoint(
         G_ema.save_pretrained(tmp)
         save_file(tensors, str(tmp / TRAIN_STATE))
         (tmp / TRAIN_META).write_text(json.dumps(meta, indent=2) + "\n")
-        (tmp / RUN_CONFIG).write_text(json.dumps(to_dict(run_config), indent=2) + "\n")
+        (tmp / CHECKPOINT_RUN_CONFIG).write_text(json.dumps(to_dict(run_config), indent=2) + "\n")
     return path
 
 
@@ -126,7 +127,8 @@ def load_checkpoint(
     """Restore models, optimisers and fp16 loss scales in place from a checkpoint directory; returns where
     training stood."""
     path = Path(path)
-    meta = json.loads((path / TRAIN_META).read_text())
+    check_training_files(path)
+    meta = read_json_object(path / TRAIN_META)
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(
             f"{path}: training state schema {meta.get('schema_version')!r}, this code reads {SCHEMA_VERSION}"
@@ -144,8 +146,7 @@ def load_checkpoint(
 
 
 def read_run_config(path: Path) -> dict:
-    """The resolved run config stored in a checkpoint directory (a dict; rebuild with `config.from_dict`)."""
-    config = Path(path) / RUN_CONFIG
-    if not config.is_file():
-        raise FileNotFoundError(f"{path} is not a training checkpoint directory (no {RUN_CONFIG} in it)")
-    return json.loads(config.read_text())
+    """The resolved run config stored in a checkpoint directory (a dict; rebuild with `config.from_dict`).
+    Raises CheckpointLayoutError (a ValueError) for a folder a run cannot resume from."""
+    check_training_files(Path(path))
+    return read_json_object(Path(path) / CHECKPOINT_RUN_CONFIG)

@@ -21,11 +21,11 @@ from tqdm import tqdm
 from pipeline.atomic import atomic_write_json
 from pipeline.cameras import Cameras
 from pipeline.shard_reader import ShardBatch
-from student.checkpoint import CHECKPOINTS_DIR, run_checkpoints, step_dir_name
 from student.config import to_dict
 from student.model.discriminator import Discriminator, resize
 from student.model.generator import TriplaneGenerator
 from student.precision import autocast, full_precision
+from student.run_layout import RunDir, run_checkpoints
 from student.train.batch_stream import BatchStream, rank_shards
 from student.train.collectives import all_reduce_grads, any_rank, check_in_sync
 from student.train.ema import ema_beta, update_ema
@@ -218,7 +218,7 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------------------
     def save(self) -> Path:
         run_dir = self.plan.run_dir
-        path = run_dir / CHECKPOINTS_DIR / step_dir_name(self.progress.step)
+        path = RunDir(run_dir).checkpoint(self.progress.step)
         save_checkpoint(
             path, G=self.G, G_ema=self.G_ema, D=self.D, opt_g=self.opt_g, opt_d=self.opt_d,
             progress=self.progress, run_config=self.cfg, loss_scaling=self.scaling,
@@ -238,7 +238,7 @@ class Trainer:
         monitor = Monitor(self.plan, self.G_ema) if main else None
         if main:
             self.plan.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.plan.run_dir / "config.json", to_dict(self.cfg))
+            atomic_write_json(RunDir(self.plan.run_dir).config, to_dict(self.cfg))
             if self.progress.step == 0:
                 monitor.evaluate(self.progress)
         sched, started, elapsed0 = self.cfg.schedule, time.monotonic(), self.progress.elapsed_s
