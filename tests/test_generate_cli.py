@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,12 +87,25 @@ def test_prompts_file_and_turntable(run, tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("# two prompts\na red cube\n\na blue cone with many many many words\n")
     flags = f"--prompts-file {prompts} -o {tmp_path}/a.glb --grid 32 --level {LEVEL} --turntable {tmp_path}/t.gif"
-    code, out, err = run(*flags.split(), "--simplify", "16")
+    code, out, err = run(*flags.split(), "--faces", "300")
     assert code == 0, err
     assert {"a_000.glb", "a_001.glb", "t_000.gif", "t_001.gif"} <= set(os.listdir(tmp_path))
+    assert re.search(r"'a red cube' seed 0: \d+ vertices, (2[7-9]\d|300) faces", out), out
     assert "'a blue cone with many many many words' seed 0" in out
     # The stand-in encoder takes 8 tokens; the second prompt has 7 words + 2 special tokens.
     assert "warning: minilm takes 8 tokens; 'a blue cone with many many many words'... has 10 and is truncated" in err
+
+
+def test_texture_writes_a_textured_obj_beside_its_material_and_image(run, tmp_path):
+    import trimesh
+
+    flags = f"-o {tmp_path}/t.obj --grid 32 --level {LEVEL} --faces 400 --texture 64 --preview {tmp_path}/t.png"
+    code, out, err = run("a red cube", *flags.split())
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path)) == ["t.mtl", "t.obj", "t.png", "t_texture.png"]
+    back = trimesh.load(tmp_path / "t.obj", force="mesh", process=False)
+    assert isinstance(back.visual, trimesh.visual.TextureVisuals) and back.visual.material.image.size == (64, 64)
+    assert len(back.faces) <= 400
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(run, tmp_path):

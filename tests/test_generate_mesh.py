@@ -1,4 +1,4 @@
-"""Meshing a known density: world placement, colours, orientation, coarse-to-fine, empty fields, simplification."""
+"""Meshing a known density: world placement, colours, orientation, coarse-to-fine, empty fields."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from support.generation import CapsuleField, SphereField
 from student.mesh.config import MeshConfig, default_sigma_level
 from student.mesh.extract import mesh_from_field
 from student.mesh.marching_cubes import EmptySurfaceError, extract_surface
-from student.mesh.simplify import simplify_by_clustering
 
 CENTRE = (0.1, -0.2, 0.3)  # off-centre and different per axis, so a swapped or flipped axis shows
 
@@ -105,31 +104,3 @@ def test_default_level_is_where_a_slab_is_half_opaque():
 def test_bad_mesh_configs_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MeshConfig(**kwargs)
-
-
-def test_simplification_merges_vertices_and_keeps_the_shape():
-    field = SphereField(radius=0.5, centre=CENTRE)
-    config = MeshConfig(grid=128, sigma_level=50.0)
-    full = mesh_from_field(field, config)
-    small = mesh_from_field(field, config, simplify=32)
-    assert small.num_faces < 0.1 * full.num_faces
-    np.testing.assert_allclose(small.bounds(), full.bounds(), atol=2 / 32)
-    radii = np.linalg.norm(small.vertices - np.array(CENTRE, dtype=np.float32), axis=1)
-    assert np.abs(radii - 0.5).max() < 2 / 32
-    # Colours are the decoder's at the merged vertices, not averages.
-    np.testing.assert_array_less(np.abs(small.colours[:, 0] - np.rint((small.vertices[:, 0] + 1) / 2 * 255)), 1.01)
-
-
-def test_simplification_drops_collapsed_and_duplicate_triangles():
-    # Two triangles whose vertices fall into the same three clusters, and one that collapses to a point.
-    v = np.array(
-        [[0, 0, 0], [0.5, 0, 0], [0, 0.5, 0]]  # triangle 0
-        + [[0.01, 0, 0], [0.51, 0, 0], [0.01, 0.5, 0]]  # triangle 1, same clusters
-        + [[0.9, 0.9, 0.9], [0.91, 0.9, 0.9], [0.9, 0.91, 0.9]],  # triangle 2, one cluster
-        dtype=np.float32,
-    )
-    f = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]], dtype=np.int32)
-    verts, faces = simplify_by_clustering(v, f, resolution=8)
-    assert faces.shape == (1, 3) and len(verts) == 3
-    # The survivor is the first triangle, with its winding: corners at the cluster means of (0, 3), (1, 4), (2, 5).
-    np.testing.assert_allclose(verts[faces[0]], (v[[0, 1, 2]] + v[[3, 4, 5]]) / 2, atol=1e-6)

@@ -28,10 +28,12 @@ from student.generate.loading import (
 from student.generate.preview import image_grid, preview_cameras, render_views, save_gif, save_image
 from student.generate.prompts import validate_prompts
 from student.mesh.config import MeshConfig, default_sigma_level
+from student.mesh.decimate import MIN_FACES
 from student.mesh.export import save_mesh
 from student.mesh.extract import mesh_from_field
 from student.mesh.marching_cubes import EmptySurfaceError
 from student.mesh.mesh import Mesh
+from student.mesh.texture import MAX_TEXTURE, MIN_TEXTURE
 from student.model.packed_synthesis import PackedSynthesis
 from student.precision import PRECISIONS, autocast
 
@@ -72,12 +74,15 @@ class Generation:
     def mesh(self) -> Mesh:
         """The coloured surface in world units; EmptyMeshError when the density has no surface."""
         try:
-            return mesh_from_field(self.field, self.model.mesh_config, self.model.simplify)
+            return mesh_from_field(self.field, self.model.mesh_config, self.model.max_faces, self.model.texture_size)
         except EmptySurfaceError as e:
             raise EmptyMeshError(f"{self.prompt!r} (seed {self.seed}): {e}") from e
 
     def save(self, path: str | Path) -> Path:
-        """Write the mesh in the format of the suffix (.ply, .glb, .obj); returns the path written."""
+        """Write the mesh in the format of the suffix (.ply, .glb, .obj); returns the path written.
+
+        With a texture, .glb embeds it and .obj writes NAME.mtl and NAME_texture.png beside it.
+        """
         return save_mesh(self.mesh, path)
 
     def views(self, num_views: int | None = None, azimuth_start_deg: float = 0.0) -> np.ndarray:
@@ -104,20 +109,28 @@ class ET3D:
         generator,
         text_encoder,
         mesh_config: MeshConfig | None = None,
-        simplify: int | None = None,
+        max_faces: int | None = None,
+        texture_size: int | None = None,
         precision: str = "fp32",
     ):
-        """precision: fp32 (the reference), bf16 or fp16: autocast of the generator's forward passes (tri-planes,
+        """max_faces: decimate meshes by quadric error to at most this many faces (None = keep all).
+        texture_size: bake the colour field into a texture this many pixels square (None = vertex colours).
+        precision: fp32 (the reference), bf16 or fp16: autocast of the generator's forward passes (tri-planes,
         decoder queries, renders); weights stay fp32 and tri-planes are returned in fp32."""
         if precision not in PRECISIONS:
             raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         check_text_encoder(generator, text_encoder, "<in memory>")
+        if max_faces is not None and max_faces < MIN_FACES:
+            raise OptionError(f"max_faces must be >= {MIN_FACES}, got {max_faces}")
+        if texture_size is not None and not MIN_TEXTURE <= texture_size <= MAX_TEXTURE:
+            raise OptionError(f"texture size must be in [{MIN_TEXTURE}, {MAX_TEXTURE}] pixels, got {texture_size}")
         self.precision = precision
         self.generator = generator.eval()
         # The generator's own synthesis is the reference; this packing of it is ~2x faster at batch 1.
         self.synthesis = PackedSynthesis(generator.synthesis)
         self.text_encoder = text_encoder
-        self.simplify = simplify
+        self.max_faces = max_faces
+        self.texture_size = texture_size
         self.mesh_config = generation_mesh_config(generator, mesh_config)
 
     @classmethod
@@ -128,7 +141,8 @@ class ET3D:
         text_encoder_path: str | None = None,
         text_precision: str = "auto",
         mesh_config: MeshConfig | None = None,
-        simplify: int | None = None,
+        max_faces: int | None = None,
+        texture_size: int | None = None,
         device: str = "cpu",
         precision: str = "fp32",
     ) -> ET3D:
@@ -144,7 +158,7 @@ class ET3D:
         torch_device = resolve_device(device)
         generator = load_generator(folder, torch_device)
         encoder = load_matching_text_encoder(generator, folder, text_encoder_path, text_precision, torch_device)
-        return cls(generator, encoder, mesh_config, simplify, precision)
+        return cls(generator, encoder, mesh_config, max_faces, texture_size, precision)
 
     @property
     def device(self) -> torch.device:

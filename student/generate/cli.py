@@ -38,7 +38,9 @@ Examples (the checkpoint defaults to the newest one of `make train`):
 
   et3d-gen --interpolate "a red cube" "a blue sphere" --steps 6 -o morph.ply
 
-  et3d-gen --prompts-file prompts.txt -o out/asset.glb --grid 96 --simplify 48
+  et3d-gen "a red cube" -o cube.glb --faces 5000 --texture 1024
+
+  et3d-gen --prompts-file prompts.txt -o out/asset.glb --grid 96 --faces 2000
 """
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -62,8 +64,16 @@ def generate(
         "where one render sample turns half opaque]",
         show_default=False,
     ),
-    simplify: int | None = typer.Option(
-        None, min=2, help="Simplify by vertex clustering on a grid this coarse (e.g. 64).", show_default=False
+    faces: int | None = typer.Option(
+        None, min=4, help="Decimate by quadric error to at most this many faces (e.g. 5000).", show_default=False
+    ),
+    texture: int | None = typer.Option(
+        None,
+        min=16,
+        max=8192,
+        help="Bake the colour into a SIZE x SIZE texture with a UV atlas: .glb embeds it, .obj writes "
+        "NAME.mtl and NAME_texture.png beside it; .ply keeps vertex colours.",
+        show_default=False,
     ),
     truncation: float = typer.Option(1.0, help="Truncation psi towards this prompt's mean w (1 = none)."),
     preview: Path | None = typer.Option(None, help="Also write the student's renders as a grid image (.png/.jpg)."),
@@ -98,9 +108,9 @@ def generate(
         plan = _plan(prompt, output, seed, num, preview, turntable, interpolate, steps, prompts_file)
         mesh_config = _mesh_config(grid, level)
         if dry_run:
-            _print_plan(plan, ckpt, mesh_config, simplify)
+            _print_plan(plan, ckpt, mesh_config, faces, texture)
             return
-        _run(plan, ckpt, mesh_config, simplify, truncation, text_encoder_path, text_precision, device, precision)
+        _run(plan, ckpt, mesh_config, faces, texture, truncation, text_encoder_path, text_precision, device, precision)
     except GenerationError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
@@ -170,11 +180,11 @@ def _mesh_config(grid: int, level: float | None):
         raise OptionError(f"--grid/--level: {e}") from e
 
 
-def _print_plan(plan: _Plan, ckpt, mesh_config, simplify) -> None:
+def _print_plan(plan: _Plan, ckpt, mesh_config, faces, texture) -> None:
     level = "default (ln 2 / render sample spacing)" if mesh_config.sigma_level is None else mesh_config.sigma_level
     typer.echo(
         f"checkpoint: {ckpt or 'newest under runs/train'}; grid {mesh_config.grid}; level {level}; "
-        f"simplify {simplify or 'off'}"
+        f"faces {faces or 'all'}; texture {f'{texture} px' if texture else 'off (vertex colours)'}"
     )
     labels = _labels(plan)
     for label, seed, mesh, prev, turn in zip(
@@ -194,7 +204,7 @@ def _labels(plan: _Plan) -> list[str]:
 
 
 def _run(
-    plan: _Plan, ckpt, mesh_config, simplify, truncation, text_encoder_path, text_precision, device, precision
+    plan: _Plan, ckpt, mesh_config, faces, texture, truncation, text_encoder_path, text_precision, device, precision
 ) -> None:
     import numpy as np
 
@@ -207,7 +217,8 @@ def _run(
         text_encoder_path=text_encoder_path,
         text_precision=text_precision,
         mesh_config=mesh_config,
-        simplify=simplify,
+        max_faces=faces,
+        texture_size=texture,
         device=device,
         precision=precision,
     )

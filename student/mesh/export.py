@@ -3,10 +3,14 @@
 - ``.ply``: binary little-endian PLY, float32 xyz + uchar RGB per vertex, uchar-counted int32
   triangles. Written straight from numpy structured arrays: one buffer per element, no per-vertex
   loop, and readable by MeshLab, Blender, plyfile and trimesh.
-- ``.glb``: binary glTF via trimesh, with a COLOR_0 vertex attribute.
-- ``.obj``: Wavefront OBJ via trimesh, colours as the common ``v x y z r g b`` extension.
+- ``.glb``: binary glTF via trimesh, with a COLOR_0 vertex attribute, or for a textured mesh TEXCOORD_0 and
+  the texture as the material's baseColorTexture (PNG inside the file).
+- ``.obj``: Wavefront OBJ via trimesh, colours as the common ``v x y z r g b`` extension; a textured mesh
+  is written as ``NAME.obj`` with ``vt`` coordinates, ``NAME.mtl`` and ``NAME_texture.png`` beside it.
+- PLY has no texture in any viewer that matters, so it always carries the vertex colours.
 
-All writes are atomic (`pipeline.atomic.atomic_write_bytes`), so a failed export leaves no partial file behind.
+All writes are atomic (`pipeline.atomic.atomic_write_bytes`), so a failed export leaves no partial file
+behind; a textured OBJ writes the texture and the MTL before the OBJ that names them.
 """
 
 from __future__ import annotations
@@ -49,6 +53,14 @@ def mesh_to_ply_bytes(mesh: Mesh) -> bytes:
 def _trimesh(mesh: Mesh):
     import trimesh  # ~0.2 s import, paid only for .glb / .obj
 
+    if mesh.textured:
+        from PIL import Image
+
+        material = trimesh.visual.material.PBRMaterial(
+            baseColorTexture=Image.fromarray(mesh.texture), metallicFactor=0.0, roughnessFactor=1.0
+        )
+        visual = trimesh.visual.TextureVisuals(uv=mesh.uv, material=material)
+        return trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, visual=visual, process=False)
     rgba = np.concatenate([mesh.colours, np.full((mesh.num_vertices, 1), 255, np.uint8)], axis=1)  # (N, 4)
     # process=False: keep vertices exactly as marching cubes produced them (no merging or reordering),
     # so every format holds the same vertex count and order.
@@ -60,6 +72,7 @@ def mesh_to_glb_bytes(mesh: Mesh) -> bytes:
 
 
 def mesh_to_obj_bytes(mesh: Mesh) -> bytes:
+    """Vertex-coloured OBJ; a textured mesh goes through `save_textured_obj` instead (three files)."""
     text = _trimesh(mesh).export(file_type="obj", include_color=True, include_normals=False, include_texture=False)
     return text.encode("utf-8")
 
@@ -87,7 +100,40 @@ def save_mesh(mesh: Mesh, path: str | Path) -> Path:
 
     An empty mesh is refused: a file with no faces looks like a success to every viewer.
     """
-    encode = _ENCODERS[check_mesh_suffix(path)]
+    suffix = check_mesh_suffix(path)
     if mesh.num_faces == 0:
         raise ValueError(f"refusing to write an empty mesh (0 faces) to {str(path)!r}")
-    return atomic_write_bytes(path, encode(mesh))
+    if suffix == ".obj" and mesh.textured:
+        return save_textured_obj(mesh, path)
+    return atomic_write_bytes(path, _ENCODERS[suffix](mesh))
+
+
+def textured_obj_files(path: str | Path) -> tuple[Path, Path, Path]:
+    """The OBJ, MTL and texture PNG of a textured OBJ at ``path``: NAME.obj, NAME.mtl, NAME_texture.png."""
+    path = Path(path)
+    return path, path.with_suffix(".mtl"), path.with_name(f"{path.stem}_texture.png")
+
+
+def save_textured_obj(mesh: Mesh, path: str | Path) -> Path:
+    """OBJ with ``vt`` per vertex, its MTL and the texture PNG; returns the OBJ's path.
+
+    Written by hand rather than by trimesh so that Kd is 1 (viewers multiply map_Kd by Kd; trimesh writes
+    0.4, which darkens the texture) and the file names cannot collide with a --preview image.
+    """
+    import io
+
+    from PIL import Image
+
+    obj, mtl, png = textured_obj_files(path)
+    material = obj.stem
+    image = io.BytesIO()
+    Image.fromarray(mesh.texture).save(image, format="PNG")
+    atomic_write_bytes(png, image.getvalue())
+    atomic_write_bytes(mtl, f"newmtl {material}\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd {png.name}\n".encode())
+    body = io.StringIO()
+    body.write(f"# written by et3d-gen (world units, z up)\nmtllib {mtl.name}\nusemtl {material}\n")
+    np.savetxt(body, mesh.vertices, fmt="v %.6f %.6f %.6f")
+    np.savetxt(body, mesh.uv, fmt="vt %.6f %.6f")
+    idx = mesh.faces.astype(np.int64) + 1  # OBJ counts from 1; vertex i has texture coordinate i
+    np.savetxt(body, np.repeat(idx, 2, axis=1), fmt="f %d/%d %d/%d %d/%d")
+    return atomic_write_bytes(obj, body.getvalue().encode("ascii"))
