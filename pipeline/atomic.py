@@ -2,6 +2,12 @@
 
 A reader never sees a half-written artefact: either the old file (or nothing) or the complete new
 one. Temp names start with ``.tmp-`` so that validators can spot leftovers of a crash.
+
+Modes: while it is written, a temp file is 0600 and a temp directory 0700 whatever the umask (nobody else reads
+a half-written artefact). Once complete, and before it takes its final name, it gets the mode an ordinary
+`open` or `mkdir` would have given it, 0666 / 0777 less the umask (0644 / 0755 with umask 022), so other
+accounts on shared storage (a web server, Ray workers under another user) read finished artefacts as the
+umask allows; every file and folder inside an atomic directory gets the same.
 """
 
 from __future__ import annotations
@@ -15,6 +21,34 @@ from collections.abc import Iterator
 from pathlib import Path
 
 TMP_PREFIX = ".tmp-"
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (`/proc/self/status`, kernel >= 4.7);
+    elsewhere it is set and restored at once (os.umask can only be read by setting it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def _finish_modes(path: Path) -> None:
+    """Give a complete temp file (or directory, with everything in it) the modes the umask asks for."""
+    umask = current_umask()
+    file_mode, dir_mode = 0o666 & ~umask, 0o777 & ~umask
+    if path.is_dir():
+        for inner in path.rglob("*"):
+            if not inner.is_symlink():
+                os.chmod(inner, dir_mode if inner.is_dir() else file_mode)
+        os.chmod(path, dir_mode)
+    else:
+        os.chmod(path, file_mode)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -35,6 +69,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _finish_modes(Path(tmp))
         os.replace(tmp, path)
     _fsync_dir(path.parent)
     return path
@@ -61,7 +96,7 @@ def atomic_write_json(path: Path | str, obj: object) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yield a temp file path beside `path`; on success it is fsynced and renamed onto `path`.
+    """Yield a private temp file path beside `path`; on success it is fsynced and renamed onto `path`.
 
     For writers that insist on a file name (PIL, imageio, trimesh): ``with atomic_path(p) as tmp: img.save(tmp)``.
     The temp name keeps the target's suffix so that format detection by suffix still works.
@@ -73,13 +108,14 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        _finish_modes(Path(tmp))
         os.replace(tmp, path)
     _fsync_dir(path.parent)
 
 
 @contextlib.contextmanager
 def atomic_dir(path: Path | str) -> Iterator[Path]:
-    """Yield a temp directory beside `path`; on success every file in it is fsynced and the
+    """Yield a private temp directory beside `path`; on success every file in it is fsynced and the
     directory renamed onto `path` (an existing `path` is replaced). On failure it is removed."""
     path = Path(path)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{path.name}.", dir=path.parent))
@@ -89,6 +125,7 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
+        _finish_modes(tmp)
         if path.exists():
             old = path.with_name(f"{TMP_PREFIX}old-{path.name}")
             os.replace(path, old)
