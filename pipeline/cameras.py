@@ -176,12 +176,14 @@ def orbit_cameras(
     elevation_deg: float,
     azimuth_start_deg: float = 0.0,
     *,
+    azimuth_step_deg: float | None = None,
     radius: float = DEFAULT_RADIUS,
     fovy_deg: float = DEFAULT_FOVY_DEG,
     resolution: int = 64,
     device: torch.device | str = "cpu",
 ) -> Cameras:
-    """V cameras evenly spaced in azimuth around the origin at one elevation: MVDream's layout at a radius."""
+    """V cameras around the origin at one elevation, evenly spaced in azimuth (MVDream's layout at a radius), or
+    `azimuth_step_deg` apart when it is given."""
     if num_views < 1:
         raise ValueError(f"num_views must be >= 1, got {num_views}")
     if radius <= BOX_HALF * math.sqrt(3):
@@ -189,7 +191,10 @@ def orbit_cameras(
             f"radius must put the camera outside the scene box (> {BOX_HALF * math.sqrt(3):.3f}), got {radius}"
         )
     # Exactly V azimuths (MVDream's float arange can yield V + 1 for some start angles).
-    azimuths = [azimuth_start_deg + 360.0 * i / num_views for i in range(num_views)]
+    if azimuth_step_deg is None:
+        azimuths = [azimuth_start_deg + 360.0 * i / num_views for i in range(num_views)]
+    else:
+        azimuths = [azimuth_start_deg + i * azimuth_step_deg for i in range(num_views)]
     mats = np.stack([_GL_TO_BLENDER @ _look_at_origin_gl(float(elevation_deg), a) for a in azimuths])
     mats = mats.astype(np.float32)
     mats[:, :3, 3] *= radius

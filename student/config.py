@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.cameras import DEFAULT_FOVY_DEG, DEFAULT_RADIUS
+from pipeline.cameras import DEFAULT_FOVY_DEG, DEFAULT_RADIUS, Cameras, orbit_cameras
 
 # Bump when a saved config or checkpoint layout changes incompatibly; `from_pretrained` refuses others.
 SCHEMA_VERSION = 1
@@ -86,6 +86,23 @@ class CameraDefaults:
     num_views: int = 4
     resolution: int = 0  # teacher view resolution; 0 = read from the shards
     elevation_range: tuple[float, float] = (0.0, 30.0)
+
+    def middle_orbit(
+        self,
+        num_views: int,
+        azimuth_start_deg: float = 0.0,
+        *,
+        azimuth_step_deg: float | None = None,
+        resolution: int = 64,
+    ) -> Cameras:
+        """`num_views` cameras around the object at the middle of the teacher's elevations, at its radius and fov:
+        the fixed views that previews, evaluations and the default mapping camera look from. Evenly spaced in
+        azimuth, or `azimuth_step_deg` apart."""
+        elevation = sum(self.elevation_range) / 2
+        return orbit_cameras(
+            num_views, elevation, azimuth_start_deg, azimuth_step_deg=azimuth_step_deg, radius=self.radius,
+            fovy_deg=self.fovy_deg, resolution=resolution,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

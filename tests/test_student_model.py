@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 from support.student_data import one_torch_thread
@@ -174,6 +175,42 @@ def test_camera_conditioned_mapping_uses_a_default_camera_at_inference():
     torch.testing.assert_close(G.planes(emb, z), G.synthesis(G.mapping(z, emb, label)))
     other = orbit_cameras(1, 0.0, 90.0).eg3d_label().expand(2, -1)
     assert not torch.allclose(G.synthesis(G.mapping(z, emb, other)), G.planes(emb, z))
+
+
+def test_middle_orbit_is_the_teachers_mid_elevation_orbit():
+    camera = dataclasses.replace(tiny().generator.camera, elevation_range=(4.0, 30.0), radius=2.5, fovy_deg=40.0)
+    cams = camera.middle_orbit(3, 20.0, resolution=24)
+    ref = orbit_cameras(3, 17.0, 20.0, radius=2.5, fovy_deg=40.0, resolution=24)
+    assert torch.equal(cams.c2w, ref.c2w) and torch.equal(cams.fovy_deg, ref.fovy_deg) and cams.resolution == 24
+    stepped = camera.middle_orbit(3, 20.0, azimuth_step_deg=50.0)
+    for k in range(3):  # view k is the single-view orbit at azimuth 20 + 50 k
+        assert torch.equal(stepped.c2w[k], orbit_cameras(1, 17.0, 20.0 + 50.0 * k, radius=2.5).c2w[0])
+
+
+def test_to_uint8_clamps_and_rounds_half_to_even_like_numpy_rint():
+    from student.render.pixels import to_uint8
+
+    x = torch.tensor([-0.3, 0.0, 0.5 / 255, 1.5 / 255, 0.5, 127.5 / 255, 254.5 / 255, 1.0, 1.7])
+    expected = np.rint(np.clip(x.numpy(), 0.0, 1.0) * 255.0).astype(np.uint8)
+    assert to_uint8(x).tolist() == expected.tolist()
+    assert to_uint8(x).tolist()[:5] == [0, 0, 0, 2, 128]  # 0.5 -> 0 and 1.5 -> 2: half to even, as np.rint
+    rand = torch.rand(1000, generator=torch.Generator().manual_seed(0)) * 1.2 - 0.1
+    assert np.array_equal(to_uint8(rand).numpy(), np.rint(np.clip(rand.numpy(), 0.0, 1.0) * 255.0).astype(np.uint8))
+
+
+def test_render_uint8_is_render_as_pixels_for_shared_and_per_sample_views(G):
+    planes = G.planes(torch.randn(2, TEXT_DIM), generator=torch.Generator().manual_seed(1))
+    cams = G.config.camera.middle_orbit(5, 30.0)
+    views = G.render_uint8(planes, cams.c2w, cams.fovy_deg)  # one orbit shared by both samples
+    assert views.shape == (2, 5, 16, 16, 3) and views.dtype == torch.uint8 and views.device.type == "cpu"
+    c2w, fovy = cams.c2w.expand(2, -1, -1, -1), cams.fovy_deg.expand(2, -1)
+    images = G.render(planes, c2w, fovy).detach()  # (2, 5, 3, H, W) in [0, 1]
+    expected = np.rint(images.permute(0, 1, 3, 4, 2).numpy() * 255.0).astype(np.uint8)
+    assert np.array_equal(views.numpy(), expected)
+    assert torch.equal(G.render_uint8(planes, c2w, fovy), views)  # per-sample cameras, the same views
+    assert G.render_uint8(planes, cams.c2w, cams.fovy_deg, resolution=32).shape == (2, 5, 32, 32, 3)
+    chunked = G.render_uint8(planes, cams.c2w, cams.fovy_deg, views_per_call=2)
+    assert (chunked.int() - views.int()).abs().max() <= 1  # chunks may round a last bit differently, no more
 
 
 def test_discriminator_scores_depend_on_image_text_and_camera():

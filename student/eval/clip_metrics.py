@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.cameras import orbit_cameras
-from student.eval.oracle_accuracy import EVAL_SEED, to_uint8_views
+from student.eval.oracle_accuracy import EVAL_SEED
 from student.model.generator import TriplaneGenerator
 
 # A processor folder holds one of these: transformers >= 5 writes the first, older releases (and most CLIP
@@ -172,12 +171,8 @@ def render_clip_views(
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Embeddings (P, D) -> (P, S, V, H, W, 3) uint8 renders: S latents per prompt, V views around each."""
-    cam = G.config.camera
     resolution = G.config.superres.output_resolution
-    cams = orbit_cameras(
-        config.views, sum(cam.elevation_range) / 2, config.azimuth_start_deg, radius=cam.radius,
-        fovy_deg=cam.fovy_deg, resolution=resolution,
-    )  # fmt: skip
+    cams = G.config.camera.middle_orbit(config.views, config.azimuth_start_deg, resolution=resolution)
     p, s, device = emb.shape[0], config.seeds, G.device
     z = torch.randn(p * s, G.config.mapping.z_dim, generator=torch.Generator().manual_seed(config.seed))
     text = emb.float().repeat_interleave(s, dim=0)  # (P*S, D)
@@ -188,9 +183,7 @@ def render_clip_views(
         for start in range(0, p * s, config.chunk):
             n = min(config.chunk, p * s - start)
             planes = G.planes(text[start : start + n].to(device), z[start : start + n].to(device))
-            c2w = cams.c2w[None].expand(n, -1, -1, -1).to(device)  # (n, V, 4, 4)
-            fovy = cams.fovy_deg[None].expand(n, -1).to(device)  # (n, V)
-            out.append(to_uint8_views(G.render(planes, c2w, fovy, resolution)).cpu())
+            out.append(G.render_uint8(planes, cams.c2w, cams.fovy_deg, resolution))  # (n, V, H, W, 3)
             if progress is not None:
                 progress(n)
     finally:

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.cameras import Cameras, orbit_cameras
+from pipeline.cameras import Cameras
 from pipeline.procedural import AttributeOracle, parse_prompt, render_scene, sample_scene
 from pipeline.procedural.shapes import SHAPE_GEOMETRY
-from student.eval.oracle_accuracy import EVAL_SEED, to_uint8_views
+from student.eval.oracle_accuracy import EVAL_SEED
 from student.model.generator import TriplaneGenerator
 
 FACTORS = ("yaw", "scale", "shade", "image_l1")
@@ -180,28 +180,21 @@ class DiversityResult:
 
 def diversity_cameras(G: TriplaneGenerator, config: DiversityConfig) -> Cameras:
     """`config.views` cameras `view_step_deg` apart at the middle of the training elevations, at G's output size."""
-    cam = G.config.camera
-    views = [
-        orbit_cameras(
-            1, sum(cam.elevation_range) / 2, config.azimuth_start_deg + k * config.view_step_deg,
-            radius=cam.radius, fovy_deg=cam.fovy_deg, resolution=G.config.superres.output_resolution,
-        )
-        for k in range(config.views)
-    ]  # fmt: skip
-    return Cameras(torch.cat([v.c2w for v in views]), torch.cat([v.fovy_deg for v in views]), views[0].resolution)
+    return G.config.camera.middle_orbit(
+        config.views, config.azimuth_start_deg, azimuth_step_deg=config.view_step_deg,
+        resolution=G.config.superres.output_resolution,
+    )  # fmt: skip
 
 
 @torch.no_grad()
 def render_student(G: TriplaneGenerator, emb: torch.Tensor, z: torch.Tensor, cams: Cameras) -> np.ndarray:
     """(S, D) embeddings and (S, z_dim) latents -> (S, V, H, W, 3) uint8 renders at `cams` (V), G in eval mode."""
-    s, device = z.shape[0], G.device
-    c2w = cams.c2w[None].expand(s, -1, -1, -1).to(device)  # (S, V, 4, 4)
-    fovy = cams.fovy_deg[None].expand(s, -1).to(device)  # (S, V)
+    device = G.device
     was_training = G.training
     G.eval()
     try:
         planes = G.planes(emb.float().to(device), z.to(device))
-        return to_uint8_views(G.render(planes, c2w, fovy, cams.resolution)).cpu().numpy()
+        return G.render_uint8(planes, cams.c2w, cams.fovy_deg, cams.resolution).numpy()
     finally:
         G.train(was_training)
 

@@ -85,11 +85,6 @@ def make_eval_set(
     )
 
 
-def to_uint8_views(images: torch.Tensor) -> torch.Tensor:
-    """(B, V, 3, H, W) float in [0, 1] -> (B, V, H, W, 3) uint8, the teacher's layout."""
-    return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2)
-
-
 @torch.no_grad()
 def render_eval_set(G: TriplaneGenerator, eval_set: EvalSet, chunk: int = 8) -> torch.Tensor:
     """(N, V, H, W, 3) uint8 renders of every sample of the set, deterministic, in chunks of `chunk`."""
@@ -98,8 +93,7 @@ def render_eval_set(G: TriplaneGenerator, eval_set: EvalSet, chunk: int = 8) -> 
     for start in range(0, len(eval_set), chunk):
         sl = slice(start, start + chunk)
         planes = G.planes(eval_set.emb[sl].to(device), eval_set.z[sl].to(device))
-        images = G.render(planes, eval_set.c2w[sl].to(device), eval_set.fovy[sl].to(device), eval_set.resolution)
-        out.append(to_uint8_views(images).cpu())
+        out.append(G.render_uint8(planes, eval_set.c2w[sl], eval_set.fovy[sl], eval_set.resolution))
     return torch.cat(out)
 
 

@@ -25,7 +25,7 @@ from student.generate.loading import (
     resolve_checkpoint,
     resolve_device,
 )
-from student.generate.preview import image_grid, preview_cameras, render_views, save_gif, save_image
+from student.generate.preview import image_grid, save_gif, save_image
 from student.generate.prompts import validate_prompts
 from student.mesh.config import MeshConfig, default_sigma_level
 from student.mesh.decimate import MIN_FACES
@@ -87,10 +87,10 @@ class Generation:
 
     def views(self, num_views: int | None = None, azimuth_start_deg: float = 0.0) -> np.ndarray:
         """(V, H, W, 3) uint8 student renders around the object (default: the training view count)."""
-        n = num_views or self.model.generator.config.camera.num_views
-        cams = preview_cameras(self.model.generator, n, azimuth_start_deg)
+        G = self.model.generator
+        cams = G.config.camera.middle_orbit(num_views or G.config.camera.num_views, azimuth_start_deg)
         with autocast(self.model.precision, self.planes.device):
-            return render_views(self.model.generator, self.planes, cams)
+            return G.render_uint8(self.planes, cams.c2w, cams.fovy_deg, views_per_call=8)[0].numpy()  # (V, H, W, 3)
 
     def preview(self, path: str | Path, num_views: int | None = None) -> Path:
         """A grid image of `views`; returns the path written."""

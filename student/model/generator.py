@@ -5,7 +5,7 @@ pass. Rendering an asset: rays from the shared cameras, tri-plane decoder querie
 samples, alpha compositing onto white at the neural-rendering resolution, super-resolution to the output.
 
 Stable API used by generation (`et3d-gen`): `from_pretrained`, `config`, `text_encoder_name`, `text_dim`,
-`sample_z`, `planes`, `query`, `render`.
+`sample_z`, `planes`, `query`, `render`, `render_uint8`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from pipeline.atomic import atomic_path, atomic_write_json
-from pipeline.cameras import orbit_cameras
 from student.config import SCHEMA_VERSION, GeneratorConfig, from_dict, to_dict
 from student.model.decoder import RGB, TriplaneDecoder
 from student.model.mapping import MappingNetwork
 from student.model.superres import SuperResolution, plane_code
 from student.model.synthesis import NUM_PLANES, TriplaneSynthesis
+from student.render.pixels import to_uint8
 from student.render.rays import camera_rays
 from student.render.renderer import VolumeRenderer
 from student.render.triplane import sample_triplane
@@ -86,9 +86,7 @@ class TriplaneGenerator(nn.Module):
         view at the middle of the teacher's elevations (EG3D conditions generation on a fixed pose too)."""
         if not self.cfg.mapping.camera_cond:
             return None
-        cam = self.cfg.camera
-        elevation = sum(cam.elevation_range) / 2
-        label = orbit_cameras(1, elevation, radius=cam.radius, fovy_deg=cam.fovy_deg).eg3d_label()  # (1, 25)
+        label = self.cfg.camera.middle_orbit(1).eg3d_label()  # (1, 25)
         return label.to(self.device).expand(batch, -1)
 
     def mapping_w(self, text_emb: torch.Tensor, z: torch.Tensor, camera: torch.Tensor | None = None) -> torch.Tensor:
@@ -177,6 +175,33 @@ class TriplaneGenerator(nn.Module):
             )
         raw_res = None if resolution is None else resolution // factor
         return self.render_views(planes, c2w, fovy, raw_res).image.clamp(0, 1)
+
+    @torch.no_grad()
+    def render_uint8(
+        self,
+        planes: torch.Tensor,
+        c2w: torch.Tensor,
+        fovy: torch.Tensor,
+        resolution: int | None = None,
+        views_per_call: int | None = None,
+    ) -> torch.Tensor:
+        """planes (B, 3, C, R, R) -> (B, V, H, W, 3) uint8 images on the CPU (the teacher's layout), by `render`.
+
+        c2w (B, V, 4, 4) and fovy (B, V) give each sample its own views; c2w (V, 4, 4) and fovy (V,) (one orbit,
+        e.g. `config.camera.middle_orbit(...)`) are shared by all. `views_per_call` bounds memory for long orbits.
+        """
+        b = planes.shape[0]
+        if c2w.ndim == 3:
+            c2w, fovy = c2w[None].expand(b, -1, -1, -1), fovy[None].expand(b, -1)  # (V, ...) -> (B, V, ...)
+        v = fovy.shape[1]
+        step = views_per_call or v
+        chunks = []
+        for start in range(0, v, step):
+            c2w_part = c2w[:, start : start + step].to(self.device)  # (B, v, 4, 4)
+            fovy_part = fovy[:, start : start + step].to(self.device)  # (B, v)
+            images = self.render(planes, c2w_part, fovy_part, resolution).float()  # fp32 under autocast too
+            chunks.append(to_uint8(images).cpu())  # (B, v, 3, H, W)
+        return torch.cat(chunks, dim=1).permute(0, 1, 3, 4, 2)  # (B, V, 3, H, W) -> (B, V, H, W, 3)
 
     # --- persistence ---------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:

@@ -13,9 +13,7 @@ import torch
 from PIL import Image
 
 from pipeline.atomic import atomic_path, atomic_write_text
-from pipeline.cameras import orbit_cameras
 from student.config import CameraDefaults
-from student.eval.oracle_accuracy import to_uint8_views
 from student.model.generator import TriplaneGenerator
 
 PREVIEW_SEED = 7
@@ -29,13 +27,9 @@ def render_preview(
     p = emb.shape[0]
     z = G.sample_z(p * seeds, torch.Generator(device=G.device).manual_seed(PREVIEW_SEED))
     planes = G.planes(emb.to(G.device).repeat_interleave(seeds, dim=0), z)
-    elevation = sum(camera.elevation_range) / 2
-    cams = orbit_cameras(camera.num_views, elevation, azimuth_start_deg, radius=camera.radius, fovy_deg=camera.fovy_deg)
-    n = p * seeds
-    c2w = cams.c2w.to(G.device).expand(n, -1, -1, -1)  # (V, 4, 4) -> (N, V, 4, 4)
-    fovy = cams.fovy_deg.to(G.device).expand(n, -1)
-    views = to_uint8_views(G.render(planes, c2w, fovy)).cpu()  # (N, V, H, W, 3)
-    _, v, h, w, _ = views.shape
+    cams = camera.middle_orbit(camera.num_views, azimuth_start_deg)
+    views = G.render_uint8(planes, cams.c2w, cams.fovy_deg)  # (N, V, H, W, 3)
+    n, v, h, w, _ = views.shape
     return views.permute(0, 2, 1, 3, 4).reshape(n * h, v * w, 3).numpy()  # (N, H, V, W, 3) -> (N*H, V*W, 3)
 
 
