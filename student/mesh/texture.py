@@ -14,10 +14,11 @@ Image convention: row 0 is v = 1 (the OBJ / trimesh convention; trimesh flips it
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from student.mesh.colours import to_uint8
 from student.mesh.field import DensityField, query_chunked
 from student.mesh.mesh import Mesh
+from student.render.pixels import to_uint8
 
 MIN_TEXTURE, MAX_TEXTURE = 16, 8192
 # Charts with boundaries no longer than this (world units, box edge = 2) keep xatlas's chart growing fast.
@@ -97,7 +98,7 @@ def bake_texture(mesh: Mesh, field: DensityField, size: int, chunk: int = 65536)
     points = np.einsum("tk,tkd->td", bary, corners).astype(np.float32)  # (T, 3) surface points
     _, rgb = query_chunked(field, points, chunk)  # (T, 3) in [0, 1]
     texture = np.zeros((size, size, 3), dtype=np.uint8)
-    texture[texel[:, 0], texel[:, 1]] = to_uint8(rgb)
+    texture[texel[:, 0], texel[:, 1]] = to_uint8(torch.from_numpy(rgb)).numpy()
     covered = np.zeros((size, size), dtype=bool)
     covered[texel[:, 0], texel[:, 1]] = True
     nearest = distance_transform_edt(~covered, return_distances=False, return_indices=True)  # (2, size, size)
