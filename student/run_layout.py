@@ -10,9 +10,12 @@
           train_state.safetensors               TRAIN_STATE: G, D and both Adam states
           train_state.json                      TRAIN_META: step, images seen, clocks, data positions
           train_config.json                     CHECKPOINT_RUN_CONFIG: the run config it was trained with
+          training_prompts.safetensors          TRAINING_PROMPTS: the prompts trained on and their embeddings
 
 A checkpoint is written whole with `pipeline.atomic.atomic_dir` (`student/train/state.py`), so a folder with a
-step name is complete; only weights mark a checkpoint (a run folder holds a `config.json` too). This module
+step name is complete; only weights mark a checkpoint (a run folder holds a `config.json` too). The training
+prompts (for generation's out-of-reach warning, `student/generate/reach.py`) are optional: checkpoints written
+before they were recorded lack the file, and readers skip what needs it. This module
 imports nothing of the student, so the model, training, evaluation and generation all read the layout here.
 """
 
@@ -22,6 +25,10 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch loads only when training prompts are read or written: finding checkpoints stays cheap
+    import torch
 
 RUNS_ROOT = Path("runs/train")
 RUN_CONFIG = "config.json"
@@ -33,6 +40,8 @@ MODEL_WEIGHTS = "model.safetensors"
 TRAIN_STATE = "train_state.safetensors"
 TRAIN_META = "train_state.json"
 CHECKPOINT_RUN_CONFIG = "train_config.json"
+TRAINING_PROMPTS = "training_prompts.safetensors"
+MAX_TRAINING_PROMPTS = 10_000  # more are subsampled evenly: 10^4 x 1024-d in fp16 is 20 MB per checkpoint
 
 _STEP = re.compile(r"^step-(\d{8,})$")  # step_name's output, any step
 _RUN = re.compile(r"^(\d{5,})-(.+)$")  # run_dir_name's output
@@ -236,3 +245,49 @@ def first_line(e: BaseException) -> str:
     if len(lines) > 1 and lines[0].endswith(":"):
         return f"{lines[0]} {lines[1]}"
     return lines[0]
+
+
+@dataclass(frozen=True)
+class TrainingPrompts:
+    """The distinct prompts a generator was trained on and their pooled text embeddings."""
+
+    prompts: list[str]  # (P,)
+    embeddings: torch.Tensor  # (P, D) float32
+
+    def __post_init__(self) -> None:
+        if self.embeddings.ndim != 2 or self.embeddings.shape[0] != len(self.prompts) or not self.prompts:
+            raise ValueError(f"{len(self.prompts)} prompts with embeddings {tuple(self.embeddings.shape)}: need (P, D)")
+
+
+def save_training_prompts(directory: str | Path, prompts: list[str], embeddings: torch.Tensor) -> Path:
+    """Write TRAINING_PROMPTS into a checkpoint folder (fp16 embeddings, at most `MAX_TRAINING_PROMPTS` prompts
+    spread evenly); returns its path. Call it inside the checkpoint's atomic_dir."""
+    import torch
+    from safetensors.torch import save_file
+
+    data = TrainingPrompts(list(prompts), embeddings)
+    keep = list(range(len(data.prompts)))
+    if len(keep) > MAX_TRAINING_PROMPTS:
+        keep = [round(i * len(data.prompts) / MAX_TRAINING_PROMPTS) for i in range(MAX_TRAINING_PROMPTS)]
+    emb = data.embeddings[keep].detach().to("cpu", torch.float16).contiguous()  # (P', D)
+    path = Path(directory) / TRAINING_PROMPTS
+    metadata = {"prompts": json.dumps([data.prompts[i] for i in keep]), "total_prompts": str(len(data.prompts))}
+    save_file({"embeddings": emb}, str(path), metadata=metadata)
+    return path
+
+
+def load_training_prompts(folder: str | Path) -> TrainingPrompts | None:
+    """The training prompts a checkpoint folder records; None for a checkpoint without them. Raises
+    CheckpointLayoutError naming the file when it is there but unreadable."""
+    from safetensors import safe_open
+
+    path = Path(folder) / TRAINING_PROMPTS
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            prompts = json.loads(f.metadata()["prompts"])
+            embeddings = f.get_tensor("embeddings").float()
+        return TrainingPrompts(prompts, embeddings)
+    except Exception as e:  # safetensors raises its own error type; also KeyError, JSON errors
+        raise CheckpointLayoutError(f"{path}: unreadable training prompts ({first_line(e)})") from None

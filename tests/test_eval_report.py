@@ -30,12 +30,15 @@ from student.eval.inputs import (
 from student.eval.mesh_accuracy import GeometryConfig
 from student.eval.oracle_accuracy import make_eval_set, oracle_accuracy, render_eval_set
 from student.eval.report import ReportConfig, make_plan, run_report
+from student.eval.unseen import read_unseen
 from student.model.generator import TriplaneGenerator
 from student.presets import get_preset
+from student.run_layout import save_training_prompts
 
 TEXT_DIM = 8
 TRAIN = ["a red cube", "a blue sphere", "a green torus"]
 HELDOUT = ["a yellow cone"]
+UNSEEN = {"a scarlet box": ("red", "cube"), "an azure ball": ("blue", "sphere"), "a jade ring": ("green", "torus")}
 SMALL = ReportConfig(
     seeds=1,
     heldout_seeds=2,
@@ -72,14 +75,23 @@ def run(tmp_path_factory) -> dict[str, Path]:
     (run_dir / "stats.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (root / "train.txt").write_text("\n".join(TRAIN) + "\n")
     (root / "heldout.txt").write_text("# held out\n" + "\n".join(HELDOUT) + "\n")
-    return {"root": root, "ckpt": ckpt, "train": root / "train.txt", "heldout": root / "heldout.txt"}
+    (root / "unseen.tsv").write_text("# unseen\n" + "".join(f"{p}\t{c}\t{s}\n" for p, (c, s) in UNSEEN.items()))
+    # The recorded training embeddings are the unseen wordings' own (in order), so the nearest-neighbour baseline
+    # maps each wording to the training prompt it means, at cosine 1.
+    save_training_prompts(ckpt, TRAIN, fake_encode(list(UNSEEN)))
+    return {
+        "root": root, "ckpt": ckpt, "train": root / "train.txt", "heldout": root / "heldout.txt",
+        "unseen": root / "unseen.tsv",
+    }  # fmt: skip
 
 
 def test_report_writes_every_file_with_consistent_numbers(run) -> None:
     info = describe_checkpoint(run["ckpt"])
     assert (info.run_name, info.step) == ("00000-tiny", 4)
     sets = read_prompt_sets(None, run["train"], run["heldout"])
-    plan = make_plan(info, sets, SMALL, run["root"] / "eval", clip_path=None)
+    plan = make_plan(
+        info, sets, SMALL, run["root"] / "eval", clip_path=None, unseen=(run["unseen"], read_unseen(run["unseen"]))
+    )
     assert plan.procedural and plan.out_dir == run["root"] / "eval" / "00000-tiny"
     G = TriplaneGenerator.from_pretrained(run["ckpt"])
     G_raw = load_trained_generator(run["ckpt"], G)
@@ -121,6 +133,14 @@ def test_report_writes_every_file_with_consistent_numbers(run) -> None:
     assert div["ratio"] == pytest.approx(div["student_mean"] / div["teacher_mean"])
     assert ema["per_shape"]["cone"]["yaw"]["teacher"] is None  # a cone looks the same at every yaw
     assert ema["per_shape"]["cube"]["scale"]["teacher"] > 0.01
+    unseen = saved["unseen"]
+    assert (unseen["prompts"], unseen["seeds"], unseen["reference"]) == (3, 2, "checkpoint")
+    assert unseen["nearest_neighbour"] == {"colour": 1.0, "shape": 1.0, "both": 1.0}
+    assert unseen["per_prompt"]["a scarlet box"]["nearest"] == "a red cube"
+    assert unseen["per_prompt"]["a scarlet box"]["similarity"] == pytest.approx(1.0)
+    per = unseen["per_prompt"].values()
+    assert unseen["student"]["colour"] == pytest.approx(sum(v["colour"] for v in per) / 3)
+    assert "## Unseen wordings" in (out / "report.md").read_text()
     frame = saved["frame"]
     assert frame["teacher"]["max"] == 0.0  # the teacher frames its shapes inside the image
     assert set(frame["generators"]) == {"G_ema", "G"}
@@ -197,6 +217,14 @@ def test_cli_dry_run_and_errors(run) -> None:
     assert "3 of 3 training prompts x 2 seeds, 1 held-out x 4 seeds" in result.output
     assert "oracle:       10 samples" in result.output
     assert not out.exists()  # a dry run writes nothing
+    result = runner.invoke(app, [*args, "--unseen", str(run["unseen"]), "--unseen-seeds", "3", "--dry-run"])
+    assert result.exit_code == 0 and f"unseen:       3 wordings of {run['unseen']} x 3 seeds" in result.output
+    bad_unseen = run["root"] / "bad.tsv"
+    bad_unseen.write_text("a mauve box\tmauve\tcube\n")
+    result = runner.invoke(app, [*args, "--unseen", str(bad_unseen), "--dry-run"])
+    assert result.exit_code == 2 and "bad.tsv:1: label ('mauve', 'cube') outside the vocabulary" in result.output
+    result = runner.invoke(app, [*args, "--no-unseen", "--dry-run"])
+    assert result.exit_code == 0 and "unseen:       off" in result.output
 
     bad = run["root"] / "mvdream.txt"
     bad.write_text("a photo of a corgi wearing a hat\n")

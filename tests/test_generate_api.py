@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -255,3 +256,41 @@ def test_device_auto_and_cpu_resolve(tiny_dir, hash_encoder):
     model = ET3D.from_pretrained(tiny_dir, device="auto")
     assert model.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert ET3D.from_pretrained(tiny_dir, device="cpu").device == torch.device("cpu")
+
+
+def test_a_prompt_far_from_every_training_prompt_warns_naming_the_nearest(tiny_dir, tmp_path, hash_encoder):
+    from support.generation import HashTextEncoder
+
+    from student.generate.errors import PromptOutOfReachWarning
+    from student.run_layout import load_training_prompts, save_training_prompts
+
+    folder = _copy(tiny_dir, tmp_path)
+    assert ET3D.from_pretrained(folder).reach is None  # an older checkpoint: no record, no check
+    train = ["a red cube", "a blue sphere"]
+    save_training_prompts(folder, train, HashTextEncoder().encode(train).pooled)
+    assert load_training_prompts(folder).prompts == train
+    model = ET3D.from_pretrained(folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.encode(["a blue sphere"])  # a training prompt itself: cosine 1, silent
+    # The hash encoder's distinct prompts are near-orthogonal unit vectors: cosine ~0.
+    with pytest.warns(
+        PromptOutOfReachWarning,
+        match=r"'a teapot' is far .* nearest training prompt 'a (red cube|blue sphere)' at cosine similarity -?0\.\d\d \(< 0\.65\)",
+    ):
+        model.encode(["a teapot"])
+
+
+def test_training_prompts_round_trip_subsample_and_refuse_a_corrupt_file(tmp_path, monkeypatch):
+    import student.run_layout as checkpoint
+
+    monkeypatch.setattr(checkpoint, "MAX_TRAINING_PROMPTS", 3)
+    prompts = [f"prompt {i}" for i in range(6)]
+    emb = torch.arange(12, dtype=torch.float32).reshape(6, 2)
+    checkpoint.save_training_prompts(tmp_path, prompts, emb)
+    back = checkpoint.load_training_prompts(tmp_path)
+    assert back.prompts == ["prompt 0", "prompt 2", "prompt 4"]
+    assert torch.equal(back.embeddings, emb[[0, 2, 4]])
+    (tmp_path / checkpoint.TRAINING_PROMPTS).write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="training_prompts.safetensors: unreadable training prompts"):
+        checkpoint.load_training_prompts(tmp_path)

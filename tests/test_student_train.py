@@ -19,7 +19,7 @@ from support.student_data import (
 )
 
 from student.model.generator import TriplaneGenerator
-from student.run_layout import TRAIN_META, find_latest_checkpoint, run_checkpoints
+from student.run_layout import TRAIN_META, find_latest_checkpoint, load_training_prompts, run_checkpoints
 from student.train.batch_stream import BatchStream, rank_shards
 from student.train.dataset_info import scan_shards
 from student.train.interrupt import GracefulStop
@@ -118,6 +118,10 @@ def test_training_writes_stats_previews_and_a_loadable_checkpoint_and_the_loss_m
     assert latest == run / "checkpoints" / "step-00000012"
     G = TriplaneGenerator.from_pretrained(latest)
     assert all(torch.equal(v, trainer.G_ema.state_dict()[k]) for k, v in G.state_dict().items())
+    # The checkpoint records what it was trained on, for generation's out-of-reach warning.
+    recorded = load_training_prompts(latest)
+    assert recorded.prompts == trainer.plan.dataset.prompts
+    assert torch.allclose(recorded.embeddings, trainer.plan.dataset.embeddings.float(), atol=1e-3)
     records = [r for r in read_stats(run / "stats.jsonl") if r["kind"] == "train"]
     assert [r["step"] for r in records] == list(range(1, 13))
     # D separates real from fake within a few steps: the losses move away from their starting point.

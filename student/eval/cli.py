@@ -25,6 +25,7 @@ Examples (the checkpoint defaults to the newest one under --runs):
 """
 
 DEFAULT_HELDOUT = Path("data/prompts/heldout.txt")
+DEFAULT_UNSEEN = Path("data/prompts/unseen.tsv")
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -47,6 +48,13 @@ def evaluate(
     ),
     heldout: Path = typer.Option(DEFAULT_HELDOUT, help="Held-out prompt corpus: prompts never trained on."),
     no_heldout: bool = typer.Option(False, "--no-heldout", help="Evaluate training prompts only."),
+    unseen: Path = typer.Option(
+        DEFAULT_UNSEEN,
+        help="Unseen wordings (prompt<TAB>colour<TAB>shape): words never trained on, scored against the "
+        "nearest-training-prompt baseline. Skipped when the default file is absent.",
+    ),
+    no_unseen: bool = typer.Option(False, "--no-unseen", help="Skip the unseen wordings."),
+    unseen_seeds: int = typer.Option(2, min=1, help="Latents per unseen-wording prompt."),
     out: Path = typer.Option(Path("eval"), help="Reports go to OUT/<run name>/."),
     clip: Path | None = typer.Option(
         None,
@@ -68,7 +76,7 @@ def evaluate(
 
     try:
         plan = _plan(ckpt, runs, shards, prompts, None if no_heldout else heldout, out, clip, train_prompts, seeds,
-                     heldout_seeds)  # fmt: skip
+                     heldout_seeds, None if no_unseen else unseen, unseen_seeds)  # fmt: skip
         if dry_run:
             typer.echo("\n".join(plan.describe()))
             return
@@ -79,7 +87,7 @@ def evaluate(
     _run(plan, G, G_raw, encode, quiet, threads)
 
 
-def _plan(ckpt, runs, shards, prompts, heldout, out, clip, train_prompts, seeds, heldout_seeds):
+def _plan(ckpt, runs, shards, prompts, heldout, out, clip, train_prompts, seeds, heldout_seeds, unseen, unseen_seeds):
     from student.eval.inputs import (
         EvalInputError,
         check_encoder,
@@ -95,8 +103,27 @@ def _plan(ckpt, runs, shards, prompts, heldout, out, clip, train_prompts, seeds,
         raise EvalInputError(f"held-out prompt corpus {str(heldout)!r} not found{hint}")
     sets = read_prompt_sets(shards, prompts, heldout)
     check_encoder(sets, info.config.text_encoder, info.config.text_dim)
-    config = ReportConfig(train_prompts=train_prompts, seeds=seeds, heldout_seeds=heldout_seeds)
-    return make_plan(info, sets, config, out, clip_path=clip)
+    config = ReportConfig(
+        train_prompts=train_prompts, seeds=seeds, heldout_seeds=heldout_seeds, unseen_seeds=unseen_seeds
+    )
+    return make_plan(info, sets, config, out, clip_path=clip, unseen=_unseen(unseen, sets))
+
+
+def _unseen(path, sets):
+    """(path, UnseenSet), or None when not asked for or the default file is absent."""
+    from student.eval.inputs import EvalInputError
+    from student.eval.unseen import UnseenSetError, read_unseen
+
+    if path is None or (path == DEFAULT_UNSEEN and not path.is_file()):
+        return None
+    try:
+        unseen = read_unseen(path)
+    except UnseenSetError as e:
+        raise EvalInputError(str(e)) from None
+    trained = [p for p in unseen.prompts if p in set(sets.train) or p in sets.known]
+    if trained:
+        raise EvalInputError(f"unseen wording(s) {', '.join(map(repr, trained[:5]))} of {path} are training prompts")
+    return path, unseen
 
 
 def _load(plan, text_encoder_path: str | None):
@@ -109,13 +136,17 @@ def _load(plan, text_encoder_path: str | None):
         G = load_generator(plan.checkpoint.path)
     except CheckpointError as e:
         raise EvalInputError(str(e)) from None
-    missing = [p for p in plan.train + plan.heldout if p not in plan.known]
+    missing = [p for p in plan.train + plan.heldout if p not in plan.known] + (
+        plan.unseen.prompts if plan.unseen else []
+    )
     encoder = None
     if missing:  # fail now, not after minutes of evaluation
         try:
             encoder = load_matching_text_encoder(G, plan.checkpoint.path, text_encoder_path, precision="fp32")
         except CheckpointError as e:
-            raise EvalInputError(f"{e}; pass --shards with the embeddings or --text-encoder-path") from None
+            raise EvalInputError(
+                f"{e}; pass --shards with the embeddings or --text-encoder-path (and --no-unseen)"
+            ) from None
 
     def encode(batch: list[str]):
         return encoder.encode(batch).pooled
@@ -159,6 +190,12 @@ def summary(metrics: dict) -> list[str]:
         for name, g in div["generators"].items():
             ratios = "  ".join(f"{f} {'n/a' if r is None else f'{r:.2f}'}" for f, r in g["ratios"].items())
             lines.append(f"diversity {name:<5} student/teacher: {ratios}")
+    if metrics.get("unseen"):
+        u = metrics["unseen"]
+        lines.append(
+            f"unseen   colour {u['student']['colour']:.3f}  shape {u['student']['shape']:.3f}  (nearest training "
+            f"prompt: colour {u['nearest_neighbour']['colour']:.3f}  shape {u['nearest_neighbour']['shape']:.3f})"
+        )
     if metrics.get("frame"):
         fr = metrics["frame"]
         border = "  ".join(f"{name} {g['mean']:.4f}" for name, g in fr["generators"].items())

@@ -103,6 +103,33 @@ def _diversity(div: dict) -> list[str]:
     return lines
 
 
+def _unseen(u: dict) -> list[str]:
+    rows = [
+        ["student (oracle)", _num(u["student"]["colour"], 3), _num(u["student"]["shape"], 3), _num(u["student"]["both"], 3)],
+        ["nearest training prompt", _num(u["nearest_neighbour"]["colour"], 3), _num(u["nearest_neighbour"]["shape"], 3),
+         _num(u["nearest_neighbour"]["both"], 3)],
+    ]  # fmt: skip
+    per = [
+        [p, f"{v['target'][0]} {v['target'][1]}", _num(v["colour"], 2), _num(v["shape"], 2), v["nearest"],
+         _num(v["similarity"], 2)]
+        for p, v in u["per_prompt"].items()
+    ]  # fmt: skip
+    return [
+        "## Unseen wordings",
+        "",
+        f"{u['prompts']} prompts of `{u['file']}` whose colour and shape words occur in no training prompt "
+        f'("a scarlet box" is a red cube), {u["seeds"]} latents each, judged by the oracle. Baseline: the labels of '
+        f"the training prompt whose text embedding is nearest ({u['reference_prompts']} training prompts, from the "
+        f"{u['reference']}); a student that uses what the text encoder knows beats it. Cosine similarity to the "
+        f"nearest training prompt: {_num(u['similarity']['min'], 2)}-{_num(u['similarity']['max'], 2)}.",
+        "",
+        *_table(["", "colour", "shape", "both"], rows),
+        "",
+        *_table(["prompt", "means", "colour", "shape", "nearest training prompt", "cosine"], per),
+        "",
+    ]
+
+
 def _frame(frame: dict) -> list[str]:
     rows = [["teacher", _num(frame["teacher"]["mean"], 4), _num(frame["teacher"]["max"], 3),
              _num(frame["teacher"]["visible_fraction"], 3), ""]]  # fmt: skip
@@ -174,6 +201,8 @@ def render_report(metrics: dict) -> str:
         lines += _diversity(metrics["diversity"])
     if metrics.get("frame"):
         lines += _frame(metrics["frame"])
+    if metrics.get("unseen"):
+        lines += _unseen(metrics["unseen"])
     if metrics["clip"]:
         lines += _clip(metrics["clip"])
     lines += _training(metrics["training"])

@@ -39,7 +39,9 @@ from student.eval.markdown import SET_NAMES, render_report
 from student.eval.mesh_accuracy import GeometryConfig, GroundTruth, evaluate_geometry
 from student.eval.oracle_accuracy import make_eval_set, spread
 from student.eval.training_log import TrainingLog, read_training_log
+from student.eval.unseen import UnseenSet, evaluate_unseen
 from student.model.generator import TriplaneGenerator
+from student.run_layout import load_training_prompts
 
 PREVIEW_CLIP_PROMPTS = 8  # rows of the preview when only CLIP renders exist
 PREVIEW_SEEDS = 4  # teacher seeds and student latents shown per prompt
@@ -50,13 +52,14 @@ class ReportConfig:
     train_prompts: int = 0  # training prompts evaluated, spread over the list; 0 = all
     seeds: int = 2  # latents per training prompt for the oracle
     heldout_seeds: int = 4  # latents per held-out prompt (fewer prompts, so more samples each)
+    unseen_seeds: int = 2  # latents per unseen-wording prompt
     chunk: int = 8  # samples rendered together
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
     diversity: DiversityConfig = field(default_factory=DiversityConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
 
     def __post_init__(self) -> None:
-        if self.train_prompts < 0 or min(self.seeds, self.heldout_seeds, self.chunk) < 1:
+        if self.train_prompts < 0 or min(self.seeds, self.heldout_seeds, self.unseen_seeds, self.chunk) < 1:
             raise ValueError(
                 f"need train_prompts >= 0 and seeds, heldout_seeds, chunk >= 1; got {self.train_prompts}, "
                 f"{self.seeds}, {self.heldout_seeds}, {self.chunk}"
@@ -76,6 +79,9 @@ class ReportPlan:
     out_dir: Path
     procedural: bool  # every prompt is in the procedural vocabulary: oracle, Chamfer, diversity apply
     clip_path: Path | None
+    train_all: list[str] = field(default_factory=list)  # every training prompt (the nearest-neighbour baseline's)
+    unseen: UnseenSet | None = None  # unseen wordings (procedural runs only)
+    unseen_path: Path | None = None
 
     @property
     def resolution(self) -> int:
@@ -99,13 +105,17 @@ class ReportPlan:
         )
 
     @property
+    def unseen_samples(self) -> int:
+        return len(self.unseen.prompts) * self.config.unseen_seeds if self.unseen is not None else 0
+
+    @property
     def clip_prompts(self) -> list[str]:
         return self.train + self.heldout if self.clip_path is not None else []
 
     @property
     def work(self) -> int:
         """Progress units: rendered samples, meshes, diversity prompts."""
-        procedural = self.oracle_samples + self.geometry_samples + len(self.diversity_prompts)
+        procedural = self.oracle_samples + self.geometry_samples + len(self.diversity_prompts) + self.unseen_samples
         return (procedural if self.procedural else 0) + len(self.clip_prompts) * self.config.clip.seeds
 
     def describe(self) -> list[str]:
@@ -121,6 +131,10 @@ class ReportPlan:
                 f"(grid {cfg.geometry.gt_grid}), Chamfer best over yaw",
                 f"diversity:    {len(self.diversity_prompts)} prompts x {cfg.diversity.seeds} seeds x "
                 f"{cfg.diversity.views} views, G_ema and G vs teacher (yaw, scale, shade, image L1); frame border",
+                f"unseen:       {len(self.unseen.prompts)} wordings of {self.unseen_path} x {cfg.unseen_seeds} seeds, "
+                "oracle vs the nearest training prompt's labels"
+                if self.unseen is not None
+                else "unseen:       off (no unseen-wordings file)",
             ]
         else:
             lines.append(
@@ -140,7 +154,12 @@ class ReportPlan:
 
 
 def make_plan(
-    info: CheckpointInfo, sets: PromptSets, config: ReportConfig, out_root: Path, clip_path: Path | None = None
+    info: CheckpointInfo,
+    sets: PromptSets,
+    config: ReportConfig,
+    out_root: Path,
+    clip_path: Path | None = None,
+    unseen: tuple[Path, UnseenSet] | None = None,
 ) -> ReportPlan:
     """Choose the prompts and decide which metrics apply; raises EvalInputError when none would."""
     train = spread(sets.train, config.train_prompts) if config.train_prompts else list(sets.train)
@@ -164,6 +183,9 @@ def make_plan(
         out_dir=Path(out_root) / info.run_name,
         procedural=reason is None,
         clip_path=Path(clip_path) if clip_path is not None else None,
+        train_all=list(sets.train),
+        unseen=unseen[1] if unseen is not None and reason is None else None,
+        unseen_path=Path(unseen[0]) if unseen is not None and reason is None else None,
     )
 
 
@@ -224,6 +246,7 @@ def run_report(
         "geometry": None,
         "diversity": None,
         "frame": None,
+        "unseen": None,
         "clip": None,
     }
     attributes: dict[str, AttributeResult] = {}
@@ -259,6 +282,9 @@ def run_report(
                 diversity = evaluate_diversity(generators, prompts, emb, cfg.diversity, bar.update)
                 metrics["diversity"] = diversity.to_json()
                 metrics["frame"] = compare_frames(diversity.student_views, diversity.teacher_views)
+            if plan.unseen is not None:
+                with stage("unseen"):
+                    metrics["unseen"] = _unseen(plan, G, encode, oracle, bar.update)
         if plan.clip_path is not None:
             with stage("clip"):
                 clip = ClipModel(plan.clip_path, device=G.device)
@@ -279,6 +305,23 @@ def run_report(
     metrics["timings_s"] = {**stage.timings, "total": round(time.perf_counter() - started, 3)}
     _write(plan.out_dir, metrics, figures)
     return metrics
+
+
+def _unseen(plan: ReportPlan, G: TriplaneGenerator, encode, oracle: AttributeOracle, progress) -> dict:
+    """Unseen wordings scored by the oracle and by the nearest training prompt: the checkpoint's recorded training
+    prompts when it has them, else the training corpus / shards."""
+    unseen = plan.unseen
+    emb = embed_prompts(unseen.prompts, {}, encode)  # (P, D): never in the shards
+    recorded = load_training_prompts(plan.checkpoint.path)
+    if recorded is not None:
+        reference, source = (recorded.prompts, recorded.embeddings), "checkpoint"
+    else:
+        reference, source = (plan.train_all, embed_prompts(plan.train_all, plan.known, encode)), "corpus"
+    result = evaluate_unseen(
+        G, unseen, emb, reference, seeds=plan.config.unseen_seeds, chunk=plan.config.chunk, oracle=oracle,
+        progress=progress,
+    )  # fmt: skip
+    return {"file": str(plan.unseen_path), "reference": source, **result}
 
 
 def _figures(

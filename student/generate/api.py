@@ -17,7 +17,13 @@ import numpy as np
 import torch
 
 from pipeline.cameras import BOX_HALF
-from student.generate.errors import EmptyMeshError, OptionError, PromptTruncatedWarning
+from student.generate.errors import (
+    CheckpointError,
+    EmptyMeshError,
+    OptionError,
+    PromptOutOfReachWarning,
+    PromptTruncatedWarning,
+)
 from student.generate.loading import (
     check_text_encoder,
     load_generator,
@@ -27,6 +33,7 @@ from student.generate.loading import (
 )
 from student.generate.preview import image_grid, save_gif, save_image
 from student.generate.prompts import validate_prompts
+from student.generate.reach import TrainingReach
 from student.mesh.config import MeshConfig, default_sigma_level
 from student.mesh.decimate import MIN_FACES
 from student.mesh.export import save_mesh
@@ -36,6 +43,7 @@ from student.mesh.mesh import Mesh
 from student.mesh.texture import MAX_TEXTURE, MIN_TEXTURE
 from student.model.packed_synthesis import PackedSynthesis
 from student.precision import PRECISIONS, autocast
+from student.run_layout import CheckpointLayoutError, load_training_prompts
 
 
 @dataclass(frozen=True)
@@ -112,11 +120,13 @@ class ET3D:
         max_faces: int | None = None,
         texture_size: int | None = None,
         precision: str = "fp32",
+        reach: TrainingReach | None = None,
     ):
         """max_faces: decimate meshes by quadric error to at most this many faces (None = keep all).
         texture_size: bake the colour field into a texture this many pixels square (None = vertex colours).
         precision: fp32 (the reference), bf16 or fp16: autocast of the generator's forward passes (tri-planes,
-        decoder queries, renders); weights stay fp32 and tri-planes are returned in fp32."""
+        decoder queries, renders); weights stay fp32 and tri-planes are returned in fp32.
+        reach: the checkpoint's training prompts, to warn about prompts far from all of them (None: no check)."""
         if precision not in PRECISIONS:
             raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         check_text_encoder(generator, text_encoder, "<in memory>")
@@ -125,6 +135,7 @@ class ET3D:
         if texture_size is not None and not MIN_TEXTURE <= texture_size <= MAX_TEXTURE:
             raise OptionError(f"texture size must be in [{MIN_TEXTURE}, {MAX_TEXTURE}] pixels, got {texture_size}")
         self.precision = precision
+        self.reach = reach
         self.generator = generator.eval()
         # The generator's own synthesis is the reference; this packing of it is ~2x faster at batch 1.
         self.synthesis = PackedSynthesis(generator.synthesis)
@@ -158,7 +169,12 @@ class ET3D:
         torch_device = resolve_device(device)
         generator = load_generator(folder, torch_device)
         encoder = load_matching_text_encoder(generator, folder, text_encoder_path, text_precision, torch_device)
-        return cls(generator, encoder, mesh_config, max_faces, texture_size, precision)
+        try:
+            training = load_training_prompts(folder)  # None for checkpoints written before they were recorded
+        except CheckpointLayoutError as e:
+            raise CheckpointError(str(e)) from None
+        reach = TrainingReach(training) if training is not None else None
+        return cls(generator, encoder, mesh_config, max_faces, texture_size, precision, reach)
 
     @property
     def device(self) -> torch.device:
@@ -170,13 +186,18 @@ class ET3D:
             torch.cuda.synchronize(self.device)
 
     def encode(self, prompts: list[str]) -> torch.Tensor:
-        """Validated prompts -> pooled text embeddings (B, D); warns about prompts the encoder truncates."""
+        """Validated prompts -> pooled text embeddings (B, D); warns about prompts the encoder truncates and
+        prompts far from everything the checkpoint was trained on."""
         validate_prompts(prompts)
         for message in self.text_encoder.check_prompts(prompts):
             warnings.warn(message, PromptTruncatedWarning, stacklevel=2)
         with torch.inference_mode():
             pooled = self.text_encoder.encode(prompts).pooled  # (B, D)
         assert pooled.shape == (len(prompts), self.generator.text_dim), f"pooled {tuple(pooled.shape)}"
+        if self.reach is not None:
+            for reach in self.reach.check(prompts, pooled):
+                if reach.far:
+                    warnings.warn(reach.message(), PromptOutOfReachWarning, stacklevel=2)
         return pooled
 
     def synthesize(

@@ -41,3 +41,7 @@ class EmptyMeshError(GenerationError):
 
 class PromptTruncatedWarning(UserWarning):
     """A prompt longer than the text encoder takes; only its first tokens condition the generator."""
+
+
+class PromptOutOfReachWarning(UserWarning):
+    """A prompt far from every prompt the checkpoint was trained on (`student/generate/reach.py`)."""

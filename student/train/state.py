@@ -29,6 +29,7 @@ from student.run_layout import (
     TRAIN_STATE,
     check_training_files,
     read_json_object,
+    save_training_prompts,
 )
 from student.train.batch_stream import DataPosition
 from student.train.mixed_precision import LossScaling
@@ -87,8 +88,12 @@ def save_checkpoint(
     progress: Progress,
     run_config: TrainConfig,
     loss_scaling: LossScaling | None = None,
+    training_prompts: tuple[list[str], torch.Tensor] | None = None,
 ) -> Path:
-    """Write one complete checkpoint directory atomically; returns its path."""
+    """Write one complete checkpoint directory atomically; returns its path.
+
+    `training_prompts` (prompts (P,), embeddings (P, D)) is recorded for generation's out-of-reach warning.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     g_tensors, g_groups = _optimizer_tensors("opt_g.", opt_g)
@@ -108,6 +113,8 @@ def save_checkpoint(
     }
     with atomic_dir(path) as tmp:
         G_ema.save_pretrained(tmp)
+        if training_prompts is not None:
+            save_training_prompts(tmp, *training_prompts)
         save_file(tensors, str(tmp / TRAIN_STATE))
         (tmp / TRAIN_META).write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / CHECKPOINT_RUN_CONFIG).write_text(json.dumps(to_dict(run_config), indent=2) + "\n")

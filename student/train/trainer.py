@@ -222,6 +222,7 @@ class Trainer:
         save_checkpoint(
             path, G=self.G, G_ema=self.G_ema, D=self.D, opt_g=self.opt_g, opt_d=self.opt_d,
             progress=self.progress, run_config=self.cfg, loss_scaling=self.scaling,
+            training_prompts=(self.plan.dataset.prompts, self.plan.dataset.embeddings),
         )  # fmt: skip
         self.last_checkpoint = path
         for _, old in run_checkpoints(run_dir)[: -self.cfg.schedule.keep_checkpoints]:
