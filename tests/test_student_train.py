@@ -19,10 +19,12 @@ from support.student_data import (
 )
 
 from student.model.generator import TriplaneGenerator
+from student.presets import tiny
 from student.run_layout import TRAIN_META, find_latest_checkpoint, load_training_prompts, run_checkpoints
 from student.train.batch_stream import BatchStream, rank_shards
 from student.train.dataset_info import scan_shards
 from student.train.interrupt import GracefulStop
+from student.train.plan import make_plan
 from student.train.state import Progress, save_checkpoint
 from student.train.stats import read_stats
 from student.train.trainer import NonFiniteLossError, Trainer, select_views
@@ -103,6 +105,40 @@ def test_interrupted_then_resumed_training_matches_uninterrupted_training(shards
     for opt in ("opt_g", "opt_d"):
         a, b = getattr(straight, opt).state_dict()["state"], getattr(resumed, opt).state_dict()["state"]
         assert all(torch.equal(a[i]["exp_avg_sq"], b[i]["exp_avg_sq"]) for i in a)
+
+
+def test_optimiser_overrides_given_on_resume_are_used_not_overwritten_by_the_checkpoint(shards, tmp_path):
+    Trainer(tiny_plan(shards, tmp_path / "00000-tiny", steps=2, checkpoint_every=0, preview_every=0)).train()
+    ((_, checkpoint),) = run_checkpoints(tmp_path / "00000-tiny")
+    base = tiny().optim
+    same = Trainer(tiny_plan(shards, tmp_path / "00000-tiny", resume_from=checkpoint))
+    args = {"data": shards, "out": tmp_path, "preset": "tiny", "resume": checkpoint}
+    lower = [f"--optim.lr_g={base.lr_g / 10}", f"--optim.lr_d={base.lr_d / 4}", "--data.num_workers=0"]
+    plan = make_plan(**args, overrides=lower)
+    assert plan.config.optim.lr_g == base.lr_g / 10 and plan.resume_from == checkpoint
+    changed = Trainer(plan)
+    for opt, lr in ((changed.opt_g, base.lr_g / 10), (changed.opt_d, base.lr_d / 4)):
+        assert [g["lr"] for g in opt.param_groups] == [lr]
+    for name in ("opt_g", "opt_d"):  # the moments and step counts still come from the checkpoint
+        a, b = getattr(same, name).state_dict()["state"], getattr(changed, name).state_dict()["state"]
+        assert all(float(b[i]["step"]) == 2 and torch.equal(a[i]["exp_avg"], b[i]["exp_avg"]) for i in a)
+    # Same weights, moments, batch and random draws: one step moves G by exactly a tenth, D by a quarter.
+    batch = first_batch(same)
+    before_g, before_d = params(same.G), params(same.D)
+    same.step(batch, 2)
+    changed.step(batch, 2)
+    for module, before, scale in (("G", before_g, 0.1), ("D", before_d, 0.25)):
+        for k, v in before.items():
+            if v.is_floating_point():
+                full = getattr(same, module).state_dict()[k] - v
+                # float32 rounding of the new weights: at most about an ulp of the weight's magnitude
+                roundoff = 2.5e-7 * float(v.abs().max())
+                torch.testing.assert_close(
+                    getattr(changed, module).state_dict()[k] - v, full * scale, rtol=1e-3, atol=roundoff,
+                    msg=lambda m, name=f"{module}.{k}": f"{name}: {m}",
+                )  # fmt: skip
+    betas = make_plan(**args, overrides=["--optim.betas=0.5,0.9", "--data.num_workers=0"])
+    assert [g["betas"] for g in Trainer(betas).opt_g.param_groups] == [(0.5, 0.9)]
 
 
 def test_training_writes_stats_previews_and_a_loadable_checkpoint_and_the_loss_moves(shards, tmp_path):

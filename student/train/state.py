@@ -131,8 +131,8 @@ def load_checkpoint(
     opt_d: torch.optim.Optimizer,
     loss_scaling: LossScaling | None = None,
 ) -> Progress:
-    """Restore models, optimisers and fp16 loss scales in place from a checkpoint directory; returns where
-    training stood."""
+    """Restore models, optimiser states and fp16 loss scales in place from a checkpoint directory; returns where
+    training stood. The optimisers keep the hyper-parameters they were built with (the resumed run's config)."""
     path = Path(path)
     check_training_files(path)
     meta = read_json_object(path / TRAIN_META)
@@ -144,8 +144,13 @@ def load_checkpoint(
     G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
     D.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")})
     G_ema.load_state_dict(TriplaneGenerator.from_pretrained(path).state_dict())
-    opt_g.load_state_dict(_optimizer_state("opt_g.", tensors, meta["opt_g_param_groups"]))
-    opt_d.load_state_dict(_optimizer_state("opt_d.", tensors, meta["opt_d_param_groups"]))
+    for prefix, opt in (("opt_g.", opt_g), ("opt_d.", opt_d)):
+        # The optimiser as built carries the run config's hyper-parameters (lr, betas), which `--optim.lr_g=`
+        # and friends may have changed on resume; the checkpoint supplies the moments and step counts only.
+        wanted = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
+        opt.load_state_dict(_optimizer_state(prefix, tensors, meta[f"{prefix[:-1]}_param_groups"]))
+        for group, hyper in zip(opt.param_groups, wanted, strict=True):
+            group.update(hyper)
     if loss_scaling is not None:
         loss_scaling.load_state_dict(meta.get("loss_scaling", {}))
     data = DataPosition(int(meta["data"]["epoch"]), int(meta["data"]["batch"]))
