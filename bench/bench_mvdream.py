@@ -3,8 +3,10 @@
 One step is one UNet forward on the classifier-free-guidance batch of one 4-view sample:
 batch 8 = 4 views x (uncond, cond), 32x32 latent (256 px), context 8x77x1024, no_grad, random
 weights (the published sizes, `SD21_4VIEW_UNET` in ``teacher_dump/mvdream/original_config.py``). Reports the median over timed
-forwards after one warm-up, the process's peak memory, and the projected UNet time of one 4-view
-sample at 50 DDIM steps (text encoder and VAE decode excluded: one call each per sample).
+forwards after one warm-up, the process's peak memory, and the cost of one 4-view sample for each
+sampler the dump offers: DDIM at 50 steps (the reference) and DPM-Solver++ at 20, as steps x the UNet
+step plus the sampler's own update loop, timed on latents of that shape (text encoder and VAE decode
+excluded: one call each per sample, whatever the sampler).
 
 Examples::
 
@@ -31,13 +33,14 @@ import typer
 from pipeline.atomic import atomic_write_json
 from pipeline.cameras import mvdream_camera_matrices
 from teacher_dump.mvdream.config import MultiViewUNetConfig
-from teacher_dump.mvdream.original_config import SD21_4VIEW_UNET
+from teacher_dump.mvdream.original_config import MVDREAM_DDIM, SD21_4VIEW_UNET
 from teacher_dump.mvdream.unet import MultiViewUNet
 
 TINY_CONFIG = Path(__file__).resolve().parents[1] / "tests" / "golden" / "tiny_unet.json"
 DEFAULT_OUT = Path(__file__).resolve().parent / "mvdream.json"
 NUM_VIEWS = 4
 STEPS_PER_SAMPLE = 50  # MVDream's default DDIM step count (docs/mvdream.md §Sampler)
+SAMPLERS = {"ddim": 50, "dpm++": 20}  # the dump's samplers (--teacher-opt scheduler=...) at their step counts
 
 
 def _machine(device: torch.device) -> dict:
@@ -64,6 +67,24 @@ def _machine(device: torch.device) -> dict:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def sampler_loop_s(name: str, steps: int, shape: tuple[int, ...], device: torch.device) -> float:
+    """Seconds of one sample's sampler updates alone (no UNet): `steps` scheduler steps on latents of `shape`."""
+    from teacher_dump.mvdream.pipeline import make_scheduler
+
+    scheduler = make_scheduler(name, dict(MVDREAM_DDIM))
+    scheduler.set_timesteps(steps, device=device)
+    g = torch.Generator("cpu").manual_seed(0)
+    x = torch.randn(shape, generator=g).to(device)
+    eps = torch.randn(shape, generator=g).to(device)  # a stand-in prediction: the update's cost is data-blind
+    kwargs = {"eta": 0.0} if name == "ddim" else {}
+    _sync(device)
+    t0 = time.perf_counter()
+    for t in scheduler.timesteps:
+        x = scheduler.step(eps, t, x, **kwargs).prev_sample
+    _sync(device)
+    return time.perf_counter() - t0
 
 
 def run_benchmark(device: str = "cpu", quick: bool = False, repeats: int = 3, config_path: Path | None = None) -> dict:
@@ -105,6 +126,15 @@ def run_benchmark(device: str = "cpu", quick: bool = False, repeats: int = 3, co
             cpu.append(time.process_time() - c0)
 
     median = statistics.median(wall[1:])
+    latent_shape = (NUM_VIEWS, config.in_channels, side, side)
+    samplers = {}
+    for name, steps in SAMPLERS.items():
+        loop_s = sampler_loop_s(name, steps, latent_shape, dev)
+        samplers[name] = {
+            "steps": steps,
+            "sampler_loop_s": round(loop_s, 4),
+            "s_per_sample": round(steps * median + loop_s, 3 if quick else 1),
+        }
     record = {
         "what": "MVDream UNet forward per denoising step (CFG batch of one 4-view sample), random weights",
         "quick": quick,
@@ -122,6 +152,9 @@ def run_benchmark(device: str = "cpu", quick: bool = False, repeats: int = 3, co
         "steps_per_sample": STEPS_PER_SAMPLE,
         "projected_s_per_sample": round(STEPS_PER_SAMPLE * median, 1),
         "projected_note": "UNet only; the text encoder and the VAE decode run once per sample",
+        # Per sampler: steps x the UNet step + the sampler's own updates (text encoder and VAE excluded).
+        "samplers": samplers,
+        "dpm_speedup_vs_ddim": round(samplers["ddim"]["s_per_sample"] / samplers["dpm++"]["s_per_sample"], 2),
         "machine": _machine(dev),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - py310 target
     }

@@ -110,6 +110,8 @@ def amortisation(results: dict) -> dict:
 HEADLINE = [
     ("mvdream", "step_s_median", "MVDream UNet, s per denoising step (CFG batch, 4 views, 256 px)", ""),
     ("mvdream", "projected_s_per_sample", "MVDream, s per 4-view sample at 50 steps (UNet only)", ""),
+    ("mvdream", "samplers.ddim.s_per_sample", "MVDream, s per 4-view sample, DDIM 50 steps (UNet + updates)", ""),
+    ("mvdream", "samplers.dpm++.s_per_sample", "MVDream, s per 4-view sample, DPM-Solver++ 20 steps", ""),
     ("mvdream", "peak_rss_gb", "MVDream process peak memory, GB", ""),
     ("dump", "teacher_s_per_sample", "procedural teacher, s per 4-view sample", ""),
     ("dump", "workers.1.median_samples_per_s", "dump, samples/s with 1 Ray worker", ""),

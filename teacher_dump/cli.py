@@ -5,7 +5,9 @@ Examples:
 \b
   et3d-dump --prompts data/prompts/demo.txt --samples 16 --out data/shards
   et3d-dump --prompts data/prompts/demo.txt --workers 4 --res 32 --shard-size 128 --dry-run
-  et3d-dump --prompts my.txt --teacher mvdream --mvdream /models/mvdream --res 256 --teacher-opt steps=50
+  et3d-dump --prompts my.txt --teacher mvdream --mvdream /models/mvdream --res 256
+  et3d-dump --prompts my.txt --teacher mvdream --mvdream /models/mvdream --teacher-opt scheduler=dpm++ \
+      --teacher-opt num_inference_steps=20     # DPM-Solver++ at 20 steps instead of DDIM at 50
   RAY_ADDRESS=ray://head:10001 et3d-dump --prompts my.txt --teacher mvdream --mvdream /models/mvdream --workers 8
 
 A rerun with the same options skips finished shards (the manifest records them); --overwrite redoes
@@ -31,7 +33,7 @@ app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
 
 def parse_teacher_options(pairs: list[str]) -> tuple[tuple[str, object], ...]:
-    """["steps=50", "guidance=7.5", "path=/m"] -> (("steps", 50), ("guidance", 7.5), ("path", "/m")).
+    """["num_inference_steps=20", "path=/m"] -> (("num_inference_steps", 20), ("path", "/m")).
 
     Values are read as JSON when they parse (numbers, true/false, null, lists), else kept as strings.
     """

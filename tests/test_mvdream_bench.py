@@ -29,6 +29,13 @@ def test_quick_benchmark_record(bench, tmp_path):
     assert record["inputs"] == {"x": [8, 4, 8, 8], "context": [8, 77, 32], "camera": [8, 16]}
     assert len(record["step_s"]) == 2 and record["step_s_median"] > 0
     assert abs(record["projected_s_per_sample"] - 50 * record["step_s_median"]) <= 0.1
+    ddim, dpm = record["samplers"]["ddim"], record["samplers"]["dpm++"]
+    assert (ddim["steps"], dpm["steps"]) == (50, 20)
+    for sampler in (ddim, dpm):
+        assert sampler["sampler_loop_s"] > 0
+        expected = sampler["steps"] * record["step_s_median"] + sampler["sampler_loop_s"]
+        assert abs(sampler["s_per_sample"] - expected) <= 0.01 + 0.01 * expected, sampler
+    assert record["dpm_speedup_vs_ddim"] > 1.5  # 50 vs 20 UNet calls; the updates are cheap beside them
     assert record["peak_rss_gb"] > 0.05 and record["machine"]["torch_threads"] >= 1
     path = tmp_path / "out" / "mvdream.json"
     cmd = [sys.executable, str(BENCH), "--quick", "--repeats", "1", "--out", str(path)]

@@ -109,9 +109,28 @@ def test_views_and_resolution_are_free_parameters(pipe):
     assert out.images.shape == (1, 2, 32, 32, 3) and out.latents.shape == (1, 2, 4, 4, 4)
 
 
+def test_dpm_solver_runs_deterministically_with_one_unet_call_per_step(pipe):
+    calls = []
+    hook = pipe.unet.register_forward_pre_hook(lambda _, args: calls.append(float(args[1][0])))
+    try:
+        a = _run(pipe, ["a cute owl", "a red car"], [1, 2], scheduler="dpm++", num_inference_steps=5)
+    finally:
+        hook.remove()
+    assert len(calls) == 5 and calls == sorted(calls, reverse=True) and len(set(calls)) == 5, calls
+    assert a.images.shape == (2, 4, RES, RES, 3) and a.latents.shape == (2, 4, 4, RES // 8, RES // 8)
+    assert torch.isfinite(a.latents).all() and a.images.min() >= 0 and a.images.max() <= 1
+    b = _run(pipe, ["a cute owl", "a red car"], [1, 2], scheduler="dpm++", num_inference_steps=5)
+    assert torch.equal(a.images, b.images) and torch.equal(a.latents, b.latents)
+    alone = _run(pipe, ["a red car"], [2], scheduler="dpm++", num_inference_steps=5)
+    torch.testing.assert_close(a.images[1], alone.images[0], atol=1e-5, rtol=1e-5)
+    ddim = _run(pipe, ["a cute owl", "a red car"], [1, 2], num_inference_steps=5)
+    assert (a.latents - ddim.latents).abs().mean() > 1e-3, "dpm++ must not silently fall back to DDIM"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
+        ({"scheduler": "euler"}, "unknown scheduler 'euler'; accepted: ddim, dpm++"),
         ({"resolution": 60}, "resolution 60 must be a positive multiple of 16"),
         ({"num_views": 0}, "num_views must be >= 1, got 0"),
         ({"num_inference_steps": 0}, "num_inference_steps must be in [1, 1000], got 0"),

@@ -58,6 +58,14 @@ def test_config_names_every_output_changing_setting(teacher, folder):
         "mvdream", path=folder, elevation=(0.0, 30.0), azimuth_start=(0.0, 360.0), guidance_scale=5.0, **SETTINGS
     )
     assert other.config_hash() != teacher.config_hash()
+    # DDIM, the reference, is not named (dumps from before the option keep their hash); DPM-Solver++ is.
+    assert "scheduler" not in cfg
+    fast = build_teacher(
+        "mvdream", path=folder, elevation=(0.0, 30.0), azimuth_start=(0.0, 360.0), scheduler="dpm++", **SETTINGS
+    )
+    assert fast.config()["scheduler"] == "dpm++" and fast.config_hash() != teacher.config_hash()
+    views = fast.generate(["a cute owl"], [1]).views
+    assert views.shape == (1, 4, 64, 64, 3) and np.array_equal(views, fast.generate(["a cute owl"], [1]).views)
 
 
 @pytest.mark.parametrize(
@@ -70,6 +78,7 @@ def test_config_names_every_output_changing_setting(teacher, folder):
         ({"resolution": 100}, ValueError, "resolution 100 must be a positive multiple of 16"),
         ({"batch_size": 0}, ValueError, "batch_size must be >= 1, got 0"),
         ({"dtype": "float64"}, ValueError, "unsupported dtype 'float64'"),
+        ({"scheduler": "pndm"}, ValueError, "unknown scheduler 'pndm'; accepted: ddim, dpm++"),
     ],
 )
 def test_constructor_errors(folder, kwargs, error, message):

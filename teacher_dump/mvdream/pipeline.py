@@ -1,5 +1,9 @@
 """Text -> V views with MVDream: DDIM (eta 0) with classifier-free guidance, then the VAE decode.
 
+DDIM at 50 steps is the reference sampler and the default. `scheduler="dpm++"` swaps in diffusers'
+DPMSolverMultistepScheduler (DPM-Solver++, 2nd order, Lu et al. 2022), which reaches comparable samples in
+~20 steps: the same UNet calls, the same guidance, only the update from eps to the next latent differs.
+
 Sampling follows the reference pipeline step for step (docs/mvdream.md §Sampler): one UNet
 call per step on ``[uncond views, cond views]``, ``eps = eps_u + g (eps_c - eps_u)``, decode
 ``latents / scaling_factor`` and map ``x / 2 + 0.5`` into [0, 1]. Extensions: batches of prompts,
@@ -29,6 +33,19 @@ from teacher_dump.mvdream.loading import MVDreamComponents, load_folder, load_si
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
+SCHEDULERS = ("ddim", "dpm++")
+
+
+def make_scheduler(name: str, config: dict):
+    """A fresh diffusers scheduler (set_timesteps mutates it) from the model's DDIM scheduler config."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    if name == "ddim":
+        return DDIMScheduler.from_config(config)
+    if name == "dpm++":
+        # The model's noise schedule (betas, steps_offset, spacing) with DPM-Solver++'s multistep update.
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
+    raise ValueError(f"unknown scheduler {name!r}; accepted: {', '.join(SCHEDULERS)}")
 
 
 def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -144,6 +161,7 @@ class MVDreamPipeline:
         negative_prompt: str = "",
         num_inference_steps: int = 50,
         guidance_scale: float = 7.5,
+        scheduler: str = "ddim",
         elevation: float | Sequence[float] = 0.0,
         azimuth_start: float | Sequence[float] = 0.0,
         num_views: int = 4,
@@ -154,9 +172,12 @@ class MVDreamPipeline:
         generators: one per prompt, drawing that prompt's (V, C, h, w) starting noise in float32 on
                     the generator's device, so a seed gives the same noise on any sampling device.
         latents:    (B, V, C, h, w) starting noise instead of generators (DDIM's init sigma is 1).
+        scheduler:  "ddim" (the reference, eta 0) or "dpm++" (DPM-Solver++ multistep, ~20 steps suffice).
         elevation, azimuth_start: degrees, one value or one per prompt (reference defaults 0, 0).
         """
         b = self._check_call(prompts, generators, latents, num_inference_steps, num_views, resolution)
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {scheduler!r}; accepted: {', '.join(SCHEDULERS)}")
         v, side = num_views, resolution // self.vae_scale
         elevations = _per_prompt(elevation, b, "elevation")
         azimuths = _per_prompt(azimuth_start, b, "azimuth_start")
@@ -175,17 +196,16 @@ class MVDreamPipeline:
             latents = torch.stack(noise)  # (B, V, C, h, w)
         x = latents.reshape(b * v, *latents.shape[2:]).to(self.device, torch.float32)  # (BV, C, h, w)
 
-        from diffusers import DDIMScheduler
-
-        scheduler = DDIMScheduler.from_config(self.scheduler_config)  # fresh: set_timesteps mutates it
-        scheduler.set_timesteps(num_inference_steps, device=self.device)
-        x = x * scheduler.init_noise_sigma
-        for t in scheduler.timesteps:
+        sampler = make_scheduler(scheduler, self.scheduler_config)
+        sampler.set_timesteps(num_inference_steps, device=self.device)
+        step_kwargs = {"eta": 0.0} if scheduler == "ddim" else {}
+        x = x * sampler.init_noise_sigma
+        for t in sampler.timesteps:
             timesteps = torch.full((2 * b * v,), float(t), device=self.device)  # (2BV,)
             eps = self.unet(torch.cat([x, x]), timesteps, context, camera, v).float()  # (2BV, C, h, w)
             eps_uncond, eps_cond = eps.chunk(2)
             eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
-            x = scheduler.step(eps, t, x, eta=0.0).prev_sample
+            x = sampler.step(eps, t, x, **step_kwargs).prev_sample
 
         # One object at a time bounds the decoder's activation memory at V images.
         images = torch.cat([self.decode(chunk) for chunk in x.split(v)])  # (BV, H, W, 3)

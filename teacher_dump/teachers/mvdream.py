@@ -72,6 +72,7 @@ class MVDreamTeacher(Teacher):
         dtype: str | None = None,
         num_inference_steps: int = 50,
         guidance_scale: float = 7.5,
+        scheduler: str = "ddim",
         elevation: Angle = 15.0,
         azimuth_start: Angle = 0.0,
         num_views: int = 4,
@@ -81,13 +82,16 @@ class MVDreamTeacher(Teacher):
         unet_config: str | Path | None = None,
         vae_config: str | Path | None = None,
     ) -> None:
-        from teacher_dump.mvdream.pipeline import MVDreamPipeline, parse_dtype
+        from teacher_dump.mvdream.pipeline import SCHEDULERS, MVDreamPipeline, parse_dtype
 
         path = Path(path)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype = parse_dtype(dtype or ("float16" if torch.device(device).type == "cuda" else "float32"))
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {scheduler!r}; accepted: {', '.join(SCHEDULERS)}")
+        self.scheduler = scheduler
         self.elevation = _angle(elevation, "elevation")
         self.azimuth_start = _angle(azimuth_start, "azimuth_start")
         self.num_inference_steps, self.guidance_scale = num_inference_steps, float(guidance_scale)
@@ -116,9 +120,13 @@ class MVDreamTeacher(Teacher):
         self._model_id = {"model": path.name, "weights_fingerprint": _fingerprint(self.pipe.unet_weights)}
 
     def config(self) -> dict:
+        # The sampler is named only when it is not the reference DDIM, so dumps made before it was an option
+        # keep their config hash and still resume.
+        sampler = {} if self.scheduler == "ddim" else {"scheduler": self.scheduler}
         return {
             **self._model_id,
             "dtype": str(self.pipe.dtype).removeprefix("torch."),
+            **sampler,
             "num_inference_steps": self.num_inference_steps,
             "guidance_scale": self.guidance_scale,
             "elevation": self.elevation,
@@ -145,6 +153,7 @@ class MVDreamTeacher(Teacher):
                 negative_prompt=self.negative_prompt,
                 num_inference_steps=self.num_inference_steps,
                 guidance_scale=self.guidance_scale,
+                scheduler=self.scheduler,
                 elevation=[self._draw(self.elevation, rng) for rng in rngs],
                 azimuth_start=[self._draw(self.azimuth_start, rng) for rng in rngs],
                 num_views=self.num_views,
