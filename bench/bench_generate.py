@@ -149,7 +149,7 @@ def _random_checkpoint(preset: str, directory: Path) -> Path:
     from student.presets import get_preset
 
     cfg = replace(get_preset(preset).generator, text_encoder="minilm", text_dim=384)
-    return TriplaneGenerator(cfg, generator=torch.Generator().manual_seed(0)).save_pretrained(directory)
+    return TriplaneGenerator(cfg, rng=torch.Generator().manual_seed(0)).save_pretrained(directory)
 
 
 def _mesh_field(model: ET3D, trained: bool) -> tuple[Callable, str, float | None]:

@@ -108,10 +108,10 @@ def run_benchmark(device: str = "cpu", quick: bool = False, repeats: int = 3, co
         torch.cuda.reset_peak_memory_stats(dev)
     torch.manual_seed(0)  # random weights: only their cost matters
     unet = MultiViewUNet(config).to(dev, dtype).eval().requires_grad_(False)
-    g = torch.Generator("cpu").manual_seed(0)
-    x = torch.randn(batch, config.in_channels, side, side, generator=g).to(dev, dtype)
+    rng = torch.Generator("cpu").manual_seed(0)
+    x = torch.randn(batch, config.in_channels, side, side, generator=rng).to(dev, dtype)
     timesteps = torch.full((batch,), 981.0, device=dev)
-    context = torch.randn(batch, 77, config.context_dim, generator=g).to(dev, dtype)
+    context = torch.randn(batch, 77, config.context_dim, generator=rng).to(dev, dtype)
     camera = torch.from_numpy(mvdream_camera_matrices(NUM_VIEWS, 15.0)).reshape(NUM_VIEWS, 16)
     camera = torch.cat([camera, camera]).to(dev, dtype)  # (8, 16): same cameras for both CFG halves
 

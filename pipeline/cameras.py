@@ -216,12 +216,12 @@ class OrbitSampler:
     fovy_deg: float = DEFAULT_FOVY_DEG
     resolution: int = 64
 
-    def sample(self, generator: torch.Generator) -> tuple[Cameras, float, float]:
+    def sample(self, rng: torch.Generator) -> tuple[Cameras, float, float]:
         """One orbit: (cameras of its V views, elevation, azimuth start)."""
         lo, hi = self.elevation_range
-        elevation = lo + (hi - lo) * float(torch.rand((), generator=generator))
+        elevation = lo + (hi - lo) * float(torch.rand((), generator=rng))
         lo, hi = self.azimuth_start_range
-        azimuth = lo + (hi - lo) * float(torch.rand((), generator=generator))
+        azimuth = lo + (hi - lo) * float(torch.rand((), generator=rng))
         cams = orbit_cameras(
             self.num_views, elevation, azimuth, radius=self.radius, fovy_deg=self.fovy_deg, resolution=self.resolution
         )

@@ -111,9 +111,9 @@ def test_every_artefact_writer_leaves_files_the_umask_allows(tmp_path):
         write_dataset_info(shards, {"teacher": "procedural"})
         cfg = tiny()
         gen = dataclasses.replace(cfg.generator, text_encoder="onehot-test", text_dim=16)
-        init = torch.Generator().manual_seed(0)
-        G = TriplaneGenerator(gen, generator=init)  # noqa: N806 - the GAN literature's name
-        D = Discriminator(cfg.discriminator, 16, 16, generator=init)  # noqa: N806
+        init_rng = torch.Generator().manual_seed(0)
+        G = TriplaneGenerator(gen, rng=init_rng)  # noqa: N806 - the GAN literature's name
+        D = Discriminator(cfg.discriminator, 16, 16, rng=init_rng)  # noqa: N806
         opts = {"opt_g": torch.optim.Adam(G.parameters()), "opt_d": torch.optim.Adam(D.parameters())}
         run = RunDir(tmp_path / "runs" / "00000-tiny")
         save_checkpoint(run.checkpoint(1), G=G, G_ema=G, D=D, **opts, progress=Progress(1), run_config=cfg)

@@ -49,12 +49,12 @@ def test_rays_fov_edges():
 
 
 def test_project_lands_on_the_pixel_whose_ray_passes_through_it():
-    gen = torch.Generator().manual_seed(0)
+    rng = torch.Generator().manual_seed(0)
     cams = orbit_cameras(4, 25.0, 10.0, resolution=48)
     origins, dirs = cams.rays()
-    rows = torch.randint(0, 48, (4, 50), generator=gen)
-    cols = torch.randint(0, 48, (4, 50), generator=gen)
-    depth = 1.5 + torch.rand(4, 50, generator=gen)
+    rows = torch.randint(0, 48, (4, 50), generator=rng)
+    cols = torch.randint(0, 48, (4, 50), generator=rng)
+    depth = 1.5 + torch.rand(4, 50, generator=rng)
     idx = torch.arange(4)[:, None]
     pts = origins[idx, rows, cols] + depth[..., None] * dirs[idx, rows, cols]  # (4, 50, 3)
     uv, z = cams.project(pts)

@@ -49,7 +49,7 @@ def test_tiny_clip_embeds_images_and_texts(tiny_clip: Path) -> None:
 
 def test_clip_metrics_of_a_tiny_generator(tiny_clip: Path) -> None:
     cfg = dataclasses.replace(get_preset("tiny").generator, text_encoder="clip", text_dim=8)
-    G = TriplaneGenerator(cfg, generator=torch.Generator().manual_seed(0)).eval()
+    G = TriplaneGenerator(cfg, rng=torch.Generator().manual_seed(0)).eval()
     emb = torch.randn(len(PROMPTS), 8, generator=torch.Generator().manual_seed(1))
     result = evaluate_clip(G, PROMPTS, emb, ClipModel(tiny_clip), ClipConfig(views=2, seeds=2))
     assert result.images == len(PROMPTS) * 2 * 2 and result.prompts == 3

@@ -61,11 +61,11 @@ def run(tmp_path_factory) -> dict[str, Path]:
     """runs/00000-tiny/checkpoints/step-00000004 (tiny generator, trainer meta) + stats.jsonl + corpora."""
     root = tmp_path_factory.mktemp("eval")
     cfg = dataclasses.replace(get_preset("tiny").generator, text_encoder="minilm", text_dim=TEXT_DIM)
-    G = TriplaneGenerator(cfg, generator=torch.Generator().manual_seed(1))
+    G = TriplaneGenerator(cfg, rng=torch.Generator().manual_seed(1))
     run_dir = root / "runs" / "00000-tiny"
     ckpt = G.save_pretrained(run_dir / "checkpoints" / "step-00000004")
     (ckpt / "train_state.json").write_text(json.dumps({"step": 4}))
-    G_raw = TriplaneGenerator(cfg, generator=torch.Generator().manual_seed(2))  # the trainer's non-averaged G
+    G_raw = TriplaneGenerator(cfg, rng=torch.Generator().manual_seed(2))  # the trainer's non-averaged G
     save_file({f"G.{k}": v.contiguous() for k, v in G_raw.state_dict().items()}, str(ckpt / "train_state.safetensors"))
     records = [{"kind": "train", "step": 2, "loss_g": 1.0}]
     records += [

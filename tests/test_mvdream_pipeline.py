@@ -135,9 +135,9 @@ def test_dpm_solver_runs_deterministically_with_one_unet_call_per_step(pipe):
         ({"num_views": 0}, "num_views must be >= 1, got 0"),
         ({"num_inference_steps": 0}, "num_inference_steps must be in [1, 1000], got 0"),
         ({"elevation": [0.0, 1.0]}, "elevation needs one value or one per prompt (1), got 2"),
-        ({"seeds": [1, 2]}, "need one generator per prompt (1), got 2"),
+        ({"seeds": [1, 2]}, "need one rng per prompt (1), got 2"),
         ({"prompts": "a cute owl"}, "prompts must be a non-empty list of strings"),
-        ({"latents": torch.zeros(1, 4, 4, 8, 8)}, "pass exactly one of generators"),
+        ({"latents": torch.zeros(1, 4, 4, 8, 8)}, "pass exactly one of rngs"),
     ],
 )
 def test_call_errors_name_the_bad_value(pipe, kwargs, message):

@@ -34,17 +34,17 @@ def _to_ldm_vae(vae: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("single")
     folder = assemble_tiny_folder(GOLDEN, root / "tiny")
-    g = torch.Generator().manual_seed(0)
+    rng = torch.Generator().manual_seed(0)
     checkpoint = {f"model.diffusion_model.{k}": v for k, v in load_file(GOLDEN / "tiny_unet.safetensors").items()}
     vae = _to_ldm_vae(load_file(folder / "vae" / "diffusion_pytorch_model.safetensors"))
     assert len(vae) == 176 and all(k.startswith("first_stage_model.") for k in vae)
     checkpoint |= vae
     checkpoint |= {
-        "cond_stage_model.model.token_embedding.weight": torch.randn(520, 32, generator=g),
-        "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight": torch.randn(96, 32, generator=g),
+        "cond_stage_model.model.token_embedding.weight": torch.randn(520, 32, generator=rng),
+        "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight": torch.randn(96, 32, generator=rng),
         "cond_stage_model.model.logit_scale": torch.ones(()),
     }
-    checkpoint |= {name: torch.rand(1000, generator=g) for name in SCHEDULE_BUFFERS}
+    checkpoint |= {name: torch.rand(1000, generator=rng) for name in SCHEDULE_BUFFERS}
     torch.save(checkpoint, root / "tiny-4view.pt")
     save_file(checkpoint, root / "tiny-4view.safetensors")
     return {"folder": folder, "pt": root / "tiny-4view.pt", "safetensors": root / "tiny-4view.safetensors"}

@@ -35,13 +35,13 @@ def test_closed_form_silhouettes_match_sphere_tracing(shape: str) -> None:
 @pytest.mark.parametrize("shape", SHAPES)
 def test_sdfs_are_negative_inside_positive_outside_and_bounded(shape: str) -> None:
     geometry = S.SHAPE_GEOMETRY[shape]
-    g = torch.Generator().manual_seed(0)
-    far = torch.nn.functional.normalize(torch.randn(256, 3, generator=g), dim=1) * (geometry.bound_radius + 0.05)
+    rng = torch.Generator().manual_seed(0)
+    far = torch.nn.functional.normalize(torch.randn(256, 3, generator=rng), dim=1) * (geometry.bound_radius + 0.05)
     assert (geometry.sdf(far) > 0).all()
     centre_or_tube = torch.tensor([[S.TORUS_MAJOR, 0.0, 0.0]]) if shape == "torus" else torch.zeros(1, 3)
     assert geometry.sdf(centre_or_tube).item() < -0.1
     # 1-Lipschitz (what sphere tracing relies on): |f(a) - f(b)| <= |a - b|.
-    a, b = torch.rand(2, 2000, 3, generator=g) * 2 - 1
+    a, b = torch.rand(2, 2000, 3, generator=rng) * 2 - 1
     assert ((geometry.sdf(a) - geometry.sdf(b)).abs() <= (a - b).norm(dim=1) + 1e-6).all()
 
 

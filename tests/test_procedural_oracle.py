@@ -11,11 +11,11 @@ from pipeline.procedural import COLOURS, SHAPES, SIZES, UNKNOWN, AttributeOracle
 
 
 def _renders(specs: list[SceneSpec], resolution: int, seed: int):
-    g = torch.Generator().manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
     sampler = OrbitSampler(resolution=resolution)
     views, c2w, fovy = [], [], []
     for i, spec in enumerate(specs):
-        cams, _, _ = sampler.sample(g)
+        cams, _, _ = sampler.sample(rng)
         views.append(render_scene(sample_scene(spec, seed * 1000 + i), cams, supersample=2))
         c2w.append(cams.c2w)
         fovy.append(cams.fovy_deg)

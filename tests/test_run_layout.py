@@ -75,9 +75,9 @@ def trained_parts():
     cfg = tiny()
     gen = dataclasses.replace(cfg.generator, text_encoder="onehot-test", text_dim=16)
     cfg = dataclasses.replace(cfg, generator=gen)
-    init = torch.Generator().manual_seed(0)
-    G = TriplaneGenerator(gen, generator=init)  # noqa: N806 - the GAN literature's name
-    D = Discriminator(cfg.discriminator, gen.superres.output_resolution, gen.text_dim, generator=init)  # noqa: N806
+    init_rng = torch.Generator().manual_seed(0)
+    G = TriplaneGenerator(gen, rng=init_rng)  # noqa: N806 - the GAN literature's name
+    D = Discriminator(cfg.discriminator, gen.superres.output_resolution, gen.text_dim, rng=init_rng)  # noqa: N806
     opt_g = torch.optim.Adam(G.parameters(), lr=1e-3)
     opt_d = torch.optim.Adam(D.parameters(), lr=1e-3)
     for opt, module in ((opt_g, G), (opt_d, D)):  # one step, so that Adam has state to save
@@ -107,7 +107,7 @@ def test_a_run_folder_round_trips_through_save_find_check_and_load(tmp_path, tra
     info = describe_checkpoint(path)
     assert (info.run_name, info.step, info.train_seconds, info.stats_path) == ("00000-tiny", 4, 12.5, run.stats)
     G2 = TriplaneGenerator(cfg.generator)  # noqa: N806
-    D2 = Discriminator(cfg.discriminator, 16, 16, generator=torch.Generator().manual_seed(1))  # noqa: N806
+    D2 = Discriminator(cfg.discriminator, 16, 16, rng=torch.Generator().manual_seed(1))  # noqa: N806
     o_g, o_d = torch.optim.Adam(G2.parameters()), torch.optim.Adam(D2.parameters())
     restored = load_checkpoint(path, G=G2, G_ema=TriplaneGenerator(cfg.generator), D=D2, opt_g=o_g, opt_d=o_d)
     assert restored == progress

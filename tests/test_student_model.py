@@ -32,7 +32,7 @@ def tiny_generator(**mapping) -> TriplaneGenerator:
     cfg = dataclasses.replace(
         cfg, text_encoder="onehot-test", text_dim=TEXT_DIM, mapping=dataclasses.replace(cfg.mapping, **mapping)
     )
-    return TriplaneGenerator(cfg, generator=torch.Generator().manual_seed(0))
+    return TriplaneGenerator(cfg, rng=torch.Generator().manual_seed(0))
 
 
 def cameras(b: int, v: int):
@@ -47,7 +47,7 @@ def G() -> TriplaneGenerator:  # noqa: N802 - the GAN literature's name
 
 def test_inference_api_shapes_dtypes_and_ranges(G):
     emb = torch.randn(2, TEXT_DIM)
-    planes = G.planes(emb, generator=torch.Generator().manual_seed(1))
+    planes = G.planes(emb, rng=torch.Generator().manual_seed(1))
     cfg = G.config
     r, c = cfg.synthesis.plane_resolution, cfg.synthesis.plane_channels
     assert planes.shape == (2, 3, c, r, r) and planes.dtype == torch.float32
@@ -67,9 +67,9 @@ def test_inference_api_shapes_dtypes_and_ranges(G):
 
 def test_planes_depend_on_z_and_text_and_are_reproducible_from_a_generator(G):
     emb = torch.randn(1, TEXT_DIM)
-    a = G.planes(emb, generator=torch.Generator().manual_seed(3))
-    b = G.planes(emb, generator=torch.Generator().manual_seed(3))
-    c = G.planes(emb, generator=torch.Generator().manual_seed(4))
+    a = G.planes(emb, rng=torch.Generator().manual_seed(3))
+    b = G.planes(emb, rng=torch.Generator().manual_seed(3))
+    c = G.planes(emb, rng=torch.Generator().manual_seed(4))
     d = G.planes(torch.randn(1, TEXT_DIM), z=G.sample_z(1, torch.Generator().manual_seed(3)))
     assert torch.equal(a, b)
     assert (a - c).abs().mean() > 0.05 * a.abs().mean()
@@ -90,7 +90,7 @@ def test_truncation_zero_collapses_z_and_one_is_identity(G):
 
 
 def test_render_is_deterministic_and_matches_batched_and_single_views(G):
-    planes = G.planes(torch.randn(1, TEXT_DIM), generator=torch.Generator().manual_seed(0))
+    planes = G.planes(torch.randn(1, TEXT_DIM), rng=torch.Generator().manual_seed(0))
     c2w, fovy = cameras(1, 4)
     all_views = G.render(planes, c2w, fovy)
     torch.testing.assert_close(all_views, G.render(planes, c2w, fovy), rtol=0, atol=0)
@@ -132,11 +132,11 @@ def test_the_three_planes_see_three_different_pairs_of_axes():
 
 
 def test_modulated_conv_demodulation_makes_output_invariant_to_style_scale():
-    g = torch.Generator().manual_seed(0)
+    rng = torch.Generator().manual_seed(0)
     x, w, s = (
-        torch.randn(2, 4, 6, 6, generator=g),
-        torch.randn(5, 4, 3, 3, generator=g),
-        torch.rand(2, 4, generator=g) + 0.5,
+        torch.randn(2, 4, 6, 6, generator=rng),
+        torch.randn(5, 4, 3, 3, generator=rng),
+        torch.rand(2, 4, generator=rng) + 0.5,
     )
     a = modulated_conv2d(x, w, s)
     torch.testing.assert_close(modulated_conv2d(x, w, 3.0 * s), a, rtol=1e-4, atol=1e-5)
@@ -199,7 +199,7 @@ def test_to_uint8_clamps_and_rounds_half_to_even_like_numpy_rint():
 
 
 def test_render_uint8_is_render_as_pixels_for_shared_and_per_sample_views(G):
-    planes = G.planes(torch.randn(2, TEXT_DIM), generator=torch.Generator().manual_seed(1))
+    planes = G.planes(torch.randn(2, TEXT_DIM), rng=torch.Generator().manual_seed(1))
     cams = G.config.camera.middle_orbit(5, 30.0)
     views = G.render_uint8(planes, cams.c2w, cams.fovy_deg)  # one orbit shared by both samples
     assert views.shape == (2, 5, 16, 16, 3) and views.dtype == torch.uint8 and views.device.type == "cpu"
@@ -215,19 +215,19 @@ def test_render_uint8_is_render_as_pixels_for_shared_and_per_sample_views(G):
 
 def test_discriminator_scores_depend_on_image_text_and_camera():
     cfg = tiny()
-    D = Discriminator(cfg.discriminator, 16, TEXT_DIM, generator=torch.Generator().manual_seed(0))
-    g = torch.Generator().manual_seed(1)
+    D = Discriminator(cfg.discriminator, 16, TEXT_DIM, rng=torch.Generator().manual_seed(0))
+    rng = torch.Generator().manual_seed(1)
     img, raw, text = (
-        torch.rand(4, 3, 16, 16, generator=g),
-        torch.rand(4, 3, 8, 8, generator=g),
-        torch.randn(4, TEXT_DIM, generator=g),
+        torch.rand(4, 3, 16, 16, generator=rng),
+        torch.rand(4, 3, 8, 8, generator=rng),
+        torch.randn(4, TEXT_DIM, generator=rng),
     )
     cams = orbit_cameras(4, 10.0).eg3d_label()
     logits = D(img, raw, text, cams)
     assert logits.shape == (4,) and torch.isfinite(logits).all()
     assert not torch.allclose(D(img, raw, text.flip(0), cams), logits)
     assert not torch.allclose(D(img, raw, text, cams.flip(0)), logits)
-    assert not torch.allclose(D(img, torch.rand(4, 3, 8, 8, generator=g), text, cams), logits)  # dual input
+    assert not torch.allclose(D(img, torch.rand(4, 3, 8, 8, generator=rng), text, cams), logits)  # dual input
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -237,12 +237,12 @@ def test_packed_synthesis_matches_the_reference_synthesis(batch):
     from student.model.packed_synthesis import PackedSynthesis
 
     G = tiny_generator()
-    g = torch.Generator().manual_seed(1)
+    rng = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name, p in G.synthesis.named_parameters():
             if name.endswith("bias"):
-                p.copy_(torch.randn(p.shape, generator=g))
-        w = G.latent_w(torch.randn(batch, TEXT_DIM, generator=g), G.sample_z(batch, g))  # (B, w_dim)
+                p.copy_(torch.randn(p.shape, generator=rng))
+        w = G.latent_w(torch.randn(batch, TEXT_DIM, generator=rng), G.sample_z(batch, rng))  # (B, w_dim)
         expected = G.synthesis(w)  # (B, 3, C, R, R)
         got = PackedSynthesis(G.synthesis)(w)
     assert got.shape == expected.shape and got.is_contiguous()

@@ -42,8 +42,8 @@ def test_constant_density_in_the_box_composites_to_one_minus_exp_sigma_length():
     near, far, hit = ray_box_bounds(origins, dirs)
     assert hit.all()
     sigma, colour = 0.7, 0.25
-    for generator in (None, torch.Generator().manual_seed(0)):  # exact with and without jitter
-        out = VolumeRenderer(7, 5)(constant_field(sigma, colour), origins, dirs, generator)
+    for rng in (None, torch.Generator().manual_seed(0)):  # exact with and without jitter
+        out = VolumeRenderer(7, 5)(constant_field(sigma, colour), origins, dirs, rng)
         expected = 1 - torch.exp(-sigma * (far - near))
         torch.testing.assert_close(out.opacity, expected, atol=1e-5, rtol=0)
         # White background: c * opacity + 1 * (1 - opacity).

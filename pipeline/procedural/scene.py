@@ -86,8 +86,8 @@ def scene_seed(spec: SceneSpec, seed: int) -> int:
 
 def sample_scene(spec: SceneSpec, seed: int, variation: SceneVariation = DEFAULT_VARIATION) -> Scene:
     """The scene of one (spec, seed): deterministic in both, independent of anything else drawn."""
-    g = torch.Generator().manual_seed(scene_seed(spec, seed))
-    u = torch.rand(3, generator=g, dtype=torch.float64).tolist()
+    rng = torch.Generator().manual_seed(scene_seed(spec, seed))
+    u = torch.rand(3, generator=rng, dtype=torch.float64).tolist()
 
     def lerp(lo_hi: tuple[float, float], x: float) -> float:
         return lo_hi[0] + (lo_hi[1] - lo_hi[0]) * x

@@ -216,14 +216,14 @@ def evaluate_diversity(
     cams = diversity_cameras(first, config)
     s = config.seeds
     oracle = AttributeOracle()
-    g = torch.Generator().manual_seed(config.seed)
+    rng = torch.Generator().manual_seed(config.seed)
     teacher, teacher_views, shapes = [], [], []
     student: dict[str, list] = {name: [] for name in generators}
     student_views: dict[str, list] = {name: [] for name in generators}
     for i, prompt in enumerate(prompts):
         spec = parse_prompt(prompt)
         shapes.append(spec.shape)
-        z = torch.randn(s, first.config.mapping.z_dim, generator=g)  # (S, z_dim)
+        z = torch.randn(s, first.config.mapping.z_dim, generator=rng)  # (S, z_dim)
         for name, G in generators.items():
             views = render_student(G, emb[i : i + 1].expand(s, -1), z, cams)
             student[name].append(factor_spreads(views, cams, spec.shape, oracle, config.yaw_steps))

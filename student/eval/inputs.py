@@ -10,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from student import run_layout
 from student.config import SCHEMA_VERSION, GeneratorConfig, from_dict
 from student.run_layout import MODEL_CONFIG, TRAIN_STATE, CheckpointLayoutError
+
+if TYPE_CHECKING:
+    from student.model.generator import TriplaneGenerator
 
 
 class EvalInputError(ValueError):
@@ -157,7 +161,7 @@ def embed_prompts(
     return torch.stack([table[p].float() for p in prompts])
 
 
-def load_trained_generator(path: Path, ema):
+def load_trained_generator(path: Path, ema: TriplaneGenerator) -> TriplaneGenerator | None:
     """The trained, non-averaged generator G of a training checkpoint, built like `ema` (its G_ema); None when
     the folder holds no trainer state (an exported model). Only the "G." tensors are read."""
     from safetensors import safe_open

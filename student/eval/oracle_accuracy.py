@@ -62,7 +62,7 @@ def make_eval_set(
     if emb.shape[0] != len(prompts) or seeds < 1:
         raise ValueError(f"{emb.shape[0]} embeddings for {len(prompts)} prompts, seeds {seeds}: need equal, >= 1")
     specs = [parse_prompt(p) for p in prompts]
-    g = torch.Generator().manual_seed(base_seed)
+    rng = torch.Generator().manual_seed(base_seed)
     sampler = OrbitSampler(
         num_views=camera.num_views,
         elevation_range=camera.elevation_range,
@@ -71,8 +71,8 @@ def make_eval_set(
         resolution=resolution,
     )
     n = len(prompts) * seeds
-    z = torch.randn(n, z_dim, generator=g)
-    orbits = [sampler.sample(g)[0] for _ in range(n)]
+    z = torch.randn(n, z_dim, generator=rng)
+    orbits = [sampler.sample(rng)[0] for _ in range(n)]
     return EvalSet(
         name=name,
         prompts=tuple(p for p in prompts for _ in range(seeds)),

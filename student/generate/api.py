@@ -41,6 +41,7 @@ from student.mesh.extract import mesh_from_field
 from student.mesh.marching_cubes import EmptySurfaceError
 from student.mesh.mesh import Mesh
 from student.mesh.texture import MAX_TEXTURE, MIN_TEXTURE
+from student.model.generator import TriplaneGenerator
 from student.model.packed_synthesis import PackedSynthesis
 from student.precision import PRECISIONS, autocast
 from student.run_layout import CheckpointLayoutError, load_training_prompts
@@ -50,7 +51,7 @@ from student.run_layout import CheckpointLayoutError, load_training_prompts
 class PlanesField:
     """One sample's tri-planes seen through the generator's decoder, as a `DensityField` for meshing."""
 
-    generator: torch.nn.Module
+    generator: TriplaneGenerator
     planes: torch.Tensor  # (1, 3, C, R, R)
     precision: str = "fp32"  # of the decoder's forward pass
 
@@ -114,7 +115,7 @@ class ET3D:
 
     def __init__(
         self,
-        generator,
+        generator: TriplaneGenerator,
         text_encoder,
         mesh_config: MeshConfig | None = None,
         max_faces: int | None = None,
@@ -244,7 +245,7 @@ def embedding_path(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor
     return torch.stack([interpolate_embeddings(a, b, t) for t in torch.linspace(0, 1, steps).tolist()])
 
 
-def generation_mesh_config(generator, mesh_config: MeshConfig | None = None) -> MeshConfig:
+def generation_mesh_config(generator: TriplaneGenerator, mesh_config: MeshConfig | None = None) -> MeshConfig:
     """``mesh_config`` (default: `MeshConfig()`) with an unset level resolved for this generator.
 
     The default level is where one stratified render sample (a box edge split ``num_stratified`` ways) is

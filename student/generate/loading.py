@@ -10,10 +10,14 @@ shapes do not fit the config, and a text encoder other than the one the generato
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from student import run_layout
 from student.generate.errors import CheckpointError, OptionError
 from student.run_layout import RUNS_ROOT, first_line
+
+if TYPE_CHECKING:  # the module itself is imported on first load, so that `et3d-gen --help` starts fast
+    from student.model.generator import TriplaneGenerator
 
 
 def resolve_checkpoint(ckpt: str | Path | None, root: str | Path = RUNS_ROOT) -> Path:
@@ -49,7 +53,7 @@ def resolve_device(device: str):
     return resolved
 
 
-def load_generator(folder: Path, device="cpu"):
+def load_generator(folder: Path, device="cpu") -> TriplaneGenerator:
     """`TriplaneGenerator.from_pretrained` behind the checks above; returns the generator in eval mode."""
     from student.model.generator import TriplaneGenerator
 
@@ -62,7 +66,9 @@ def load_generator(folder: Path, device="cpu"):
     return generator.eval()
 
 
-def load_matching_text_encoder(generator, folder: Path, path: str | None = None, precision: str = "auto", device="cpu"):
+def load_matching_text_encoder(
+    generator: TriplaneGenerator, folder: Path, path: str | None = None, precision: str = "auto", device="cpu"
+):
     """The text encoder the generator was trained with, checked to produce embeddings of its width.
 
     precision "auto" takes the encoder's fastest (minilm: bf16 weights, pooled cosine > 0.9999 to the fp32
@@ -79,7 +85,7 @@ def load_matching_text_encoder(generator, folder: Path, path: str | None = None,
     return encoder
 
 
-def check_text_encoder(generator, encoder, folder: Path | str) -> None:
+def check_text_encoder(generator: TriplaneGenerator, encoder, folder: Path | str) -> None:
     if encoder.name != generator.text_encoder_name or encoder.dim != generator.text_dim:
         raise CheckpointError(
             f"checkpoint {str(folder)!r} was trained on text encoder {generator.text_encoder_name!r} "

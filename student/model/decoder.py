@@ -18,13 +18,13 @@ RGB = 3  # the first RGB features are the colour channels
 
 
 class TriplaneDecoder(nn.Module):
-    def __init__(self, cfg: DecoderConfig, plane_channels: int, *, generator: torch.Generator | None = None) -> None:
+    def __init__(self, cfg: DecoderConfig, plane_channels: int, *, rng: torch.Generator | None = None) -> None:
         super().__init__()
         if cfg.feature_channels < RGB:
             raise ValueError(f"feature_channels must be >= {RGB} (the first three are RGB), got {cfg.feature_channels}")
         self.cfg, self.plane_channels = cfg, plane_channels
-        self.hidden = EqualizedLinear(plane_channels, cfg.hidden, generator=generator)
-        self.out = EqualizedLinear(cfg.hidden, 1 + cfg.feature_channels, generator=generator)
+        self.hidden = EqualizedLinear(plane_channels, cfg.hidden, rng=rng)
+        self.out = EqualizedLinear(cfg.hidden, 1 + cfg.feature_channels, rng=rng)
 
     def forward(self, plane_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """plane_features (B, 3, P, C) -> sigma (B, P) >= 0, features (B, P, F) in (-e, 1 + e)."""

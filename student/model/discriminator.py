@@ -41,11 +41,11 @@ def dual_image(image: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
 class DiscriminatorBlock(nn.Module):
     """StyleGAN2's residual D block: two 3x3 convs with a filtered 2x downsample, plus a 1x1 downsampled skip."""
 
-    def __init__(self, in_ch: int, out_ch: int, *, generator: torch.Generator) -> None:
+    def __init__(self, in_ch: int, out_ch: int, *, rng: torch.Generator) -> None:
         super().__init__()
-        self.conv0 = EqualizedConv2d(in_ch, in_ch, 3, generator=generator)
-        self.conv1 = EqualizedConv2d(in_ch, out_ch, 3, generator=generator)
-        self.skip = EqualizedConv2d(in_ch, out_ch, 1, bias=False, generator=generator)
+        self.conv0 = EqualizedConv2d(in_ch, in_ch, 3, rng=rng)
+        self.conv1 = EqualizedConv2d(in_ch, out_ch, 3, rng=rng)
+        self.skip = EqualizedConv2d(in_ch, out_ch, 1, bias=False, rng=rng)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         half = x.shape[-1] // 2
@@ -55,7 +55,7 @@ class DiscriminatorBlock(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, cfg: DiscriminatorConfig, resolution: int, text_dim: int, *, generator: torch.Generator) -> None:
+    def __init__(self, cfg: DiscriminatorConfig, resolution: int, text_dim: int, *, rng: torch.Generator) -> None:
         super().__init__()
         log2 = int(math.log2(resolution))
         if resolution < 8 or 2**log2 != resolution:
@@ -65,24 +65,22 @@ class Discriminator(nn.Module):
         def channels(res: int) -> int:
             return min(cfg.channel_base // res, cfg.channel_max)
 
-        self.from_rgb = EqualizedConv2d(IMAGE_CHANNELS, channels(resolution), 1, generator=generator)
+        self.from_rgb = EqualizedConv2d(IMAGE_CHANNELS, channels(resolution), 1, rng=rng)
         self.blocks = nn.ModuleList(
-            DiscriminatorBlock(channels(2**k), channels(2 ** (k - 1)), generator=generator) for k in range(log2, 2, -1)
+            DiscriminatorBlock(channels(2**k), channels(2 ** (k - 1)), rng=rng) for k in range(log2, 2, -1)
         )
         ch4 = channels(4)
-        self.epilogue_conv = EqualizedConv2d(ch4 + 1, ch4, 3, generator=generator)  # +1: minibatch stddev
-        self.epilogue_fc = EqualizedLinear(ch4 * 16, ch4, generator=generator)
-        self.epilogue_out = EqualizedLinear(ch4, cfg.cmap_dim, generator=generator)
+        self.epilogue_conv = EqualizedConv2d(ch4 + 1, ch4, 3, rng=rng)  # +1: minibatch stddev
+        self.epilogue_fc = EqualizedLinear(ch4 * 16, ch4, rng=rng)
+        self.epilogue_out = EqualizedLinear(ch4, cfg.cmap_dim, rng=rng)
 
-        self.text_embed = EqualizedLinear(text_dim, cfg.cmap_dim, generator=generator)
-        self.camera_embed = (
-            EqualizedLinear(CAMERA_LABEL_DIM, cfg.cmap_dim, generator=generator) if cfg.camera_cond else None
-        )
+        self.text_embed = EqualizedLinear(text_dim, cfg.cmap_dim, rng=rng)
+        self.camera_embed = EqualizedLinear(CAMERA_LABEL_DIM, cfg.cmap_dim, rng=rng) if cfg.camera_cond else None
         width = cfg.cmap_dim * (2 if cfg.camera_cond else 1)
         layers = []
         for _ in range(cfg.mapping_layers):
             # StyleGAN2-ADA's D mapping keeps the default mapping lr multiplier of 0.01.
-            layers.append(EqualizedLinear(width, cfg.cmap_dim, lr_multiplier=0.01, generator=generator))
+            layers.append(EqualizedLinear(width, cfg.cmap_dim, lr_multiplier=0.01, rng=rng))
             width = cfg.cmap_dim
         self.mapping = nn.ModuleList(layers)
 

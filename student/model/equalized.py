@@ -23,11 +23,11 @@ class EqualizedLinear(nn.Module):
         *,
         bias_init: float = 0.0,
         lr_multiplier: float = 1.0,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(torch.randn(out_features, in_features, generator=generator) / lr_multiplier)
+        self.weight = nn.Parameter(torch.randn(out_features, in_features, generator=rng) / lr_multiplier)
         self.bias = nn.Parameter(torch.full((out_features,), float(bias_init)) / lr_multiplier)
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier
@@ -47,13 +47,11 @@ class EqualizedConv2d(nn.Module):
         kernel_size: int,
         *,
         bias: bool = True,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         self.in_channels = in_channels
-        self.weight = nn.Parameter(
-            torch.randn(out_channels, in_channels, kernel_size, kernel_size, generator=generator)
-        )
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size, generator=rng))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size * kernel_size)
         self.padding = kernel_size // 2

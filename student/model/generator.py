@@ -41,21 +41,21 @@ class Rendering:
 
 
 class TriplaneGenerator(nn.Module):
-    def __init__(self, cfg: GeneratorConfig, *, generator: torch.Generator | None = None) -> None:
+    def __init__(self, cfg: GeneratorConfig, *, rng: torch.Generator | None = None) -> None:
         super().__init__()
         if cfg.text_dim < 1 or not cfg.text_encoder:
             raise ValueError(f"text_encoder and text_dim must be set (got {cfg.text_encoder!r}, {cfg.text_dim})")
-        generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        rng = rng if rng is not None else torch.Generator().manual_seed(0)
         self.cfg = cfg
-        self.mapping = MappingNetwork(cfg.mapping, cfg.text_dim, generator=generator)
-        self.synthesis = TriplaneSynthesis(cfg.synthesis, cfg.mapping.w_dim, generator=generator)
-        self.decoder = TriplaneDecoder(cfg.decoder, cfg.synthesis.plane_channels, generator=generator)
+        self.mapping = MappingNetwork(cfg.mapping, cfg.text_dim, rng=rng)
+        self.synthesis = TriplaneSynthesis(cfg.synthesis, cfg.mapping.w_dim, rng=rng)
+        self.decoder = TriplaneDecoder(cfg.decoder, cfg.synthesis.plane_channels, rng=rng)
         self.superres = SuperResolution(
             cfg.superres,
             cfg.render.resolution,
             cfg.decoder.feature_channels,
             NUM_PLANES * cfg.synthesis.plane_channels,
-            generator=generator,
+            rng=rng,
         )
         self.renderer = VolumeRenderer(cfg.render.num_stratified, cfg.render.num_importance)
 
@@ -77,9 +77,9 @@ class TriplaneGenerator(nn.Module):
         return self.synthesis.const.device
 
     # --- prompt -> tri-planes ------------------------------------------------------------------------------
-    def sample_z(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_z(self, batch: int, rng: torch.Generator | None = None) -> torch.Tensor:
         """(batch, z_dim) standard normal latents on the module's device."""
-        return torch.randn(batch, self.cfg.mapping.z_dim, generator=generator, device=self.device)
+        return torch.randn(batch, self.cfg.mapping.z_dim, generator=rng, device=self.device)
 
     def default_mapping_camera(self, batch: int) -> torch.Tensor | None:
         """The camera label w is conditioned on at inference when the mapping is camera-conditioned: a front
@@ -99,11 +99,11 @@ class TriplaneGenerator(nn.Module):
         self,
         text_emb: torch.Tensor,
         z: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
         truncation_psi: float = 1.0,
     ) -> torch.Tensor:
         """text_emb (B, D) -> tri-planes (B, 3, C, R, R) (XY, XZ, YZ). z (B, z_dim) or drawn from `generator`."""
-        z = self.sample_z(text_emb.shape[0], generator) if z is None else z
+        z = self.sample_z(text_emb.shape[0], rng) if z is None else z
         return self.synthesis(self.latent_w(text_emb, z, truncation_psi))
 
     def latent_w(self, text_emb: torch.Tensor, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
@@ -141,7 +141,7 @@ class TriplaneGenerator(nn.Module):
         c2w: torch.Tensor,
         fovy: torch.Tensor,
         raw_resolution: int | None = None,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> Rendering:
         """planes (B, 3, C, R, R), c2w (B, V, 4, 4), fovy (B, V) -> Rendering. generator jitters the samples
         (training); None renders deterministically (evaluation)."""
@@ -149,7 +149,7 @@ class TriplaneGenerator(nn.Module):
         assert planes.shape[:2] == (b, NUM_PLANES), f"planes {tuple(planes.shape)} for {b} samples"
         h = raw_resolution or self.cfg.render.resolution
         origins, dirs = camera_rays(c2w, fovy, h)  # (B, V*h*h, 3)
-        out = self.renderer(lambda p: self.field(planes, p), origins, dirs, generator)
+        out = self.renderer(lambda p: self.field(planes, p), origins, dirs, rng)
         feats = out.features.reshape(b * v, h, h, -1).permute(0, 3, 1, 2)  # (B, V*h*h, F) -> (BV, F, h, h)
         code = plane_code(planes).repeat_interleave(v, dim=0)  # (B, 3C) -> (BV, 3C)
         image = self.superres(feats, code)  # (BV, 3, H, H)

@@ -19,17 +19,15 @@ CAMERA_LABEL_DIM = 25  # EG3D's flat camera label: cam-to-world (16) + normalise
 
 
 class MappingNetwork(nn.Module):
-    def __init__(self, cfg: MappingConfig, text_dim: int, *, generator: torch.Generator | None = None) -> None:
+    def __init__(self, cfg: MappingConfig, text_dim: int, *, rng: torch.Generator | None = None) -> None:
         super().__init__()
         self.cfg, self.text_dim = cfg, text_dim
-        self.text_embed = EqualizedLinear(text_dim, cfg.embed_dim, generator=generator)
-        self.camera_embed = (
-            EqualizedLinear(CAMERA_LABEL_DIM, cfg.embed_dim, generator=generator) if cfg.camera_cond else None
-        )
+        self.text_embed = EqualizedLinear(text_dim, cfg.embed_dim, rng=rng)
+        self.camera_embed = EqualizedLinear(CAMERA_LABEL_DIM, cfg.embed_dim, rng=rng) if cfg.camera_cond else None
         width = cfg.z_dim + cfg.embed_dim * (2 if cfg.camera_cond else 1)
         layers = []
         for _ in range(cfg.num_layers):
-            layers.append(EqualizedLinear(width, cfg.w_dim, lr_multiplier=cfg.lr_multiplier, generator=generator))
+            layers.append(EqualizedLinear(width, cfg.w_dim, lr_multiplier=cfg.lr_multiplier, rng=rng))
             width = cfg.w_dim
         self.layers = nn.ModuleList(layers)
 

@@ -44,13 +44,13 @@ class ModulatedConv(nn.Module):
         w_dim: int,
         *,
         up: bool = False,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.up = in_channels, out_channels, up
         # Styles start at 1 (StyleGAN2: affine bias_init=1) so the layer begins as a plain conv.
-        self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0, generator=generator)
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3, generator=generator))
+        self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0, rng=rng)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3, generator=rng))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.weight_gain = 1 / math.sqrt(in_channels * 9)
 
@@ -67,10 +67,10 @@ class ModulatedConv(nn.Module):
 class ToRGB(nn.Module):
     """StyleGAN2's ToRGB: a modulated 1x1 conv without demodulation or activation, to any channel count."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, *, generator: torch.Generator | None = None):
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, *, rng: torch.Generator | None = None):
         super().__init__()
-        self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0, generator=generator)
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 1, 1, generator=generator))
+        self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0, rng=rng)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 1, 1, generator=rng))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.weight_gain = 1 / math.sqrt(in_channels)
 

@@ -35,7 +35,7 @@ class SuperResolution(nn.Module):
         feature_channels: int,
         code_dim: int,
         *,
-        generator: torch.Generator,
+        rng: torch.Generator,
     ) -> None:
         super().__init__()
         factor = cfg.output_resolution // in_resolution
@@ -49,7 +49,7 @@ class SuperResolution(nn.Module):
         for _ in range(int(math.log2(factor))):
             res *= 2
             out_ch = min(cfg.channel_base // res, cfg.channel_max)
-            blocks.append(SynthesisBlock(in_ch, out_ch, RGB, code_dim, first=False, generator=generator))
+            blocks.append(SynthesisBlock(in_ch, out_ch, RGB, code_dim, first=False, rng=rng))
             in_ch = out_ch
         self.blocks = nn.ModuleList(blocks)
 

@@ -22,12 +22,12 @@ NUM_PLANES = 3  # XY, XZ, YZ (student/render/triplane.py)
 class SynthesisBlock(nn.Module):
     """One resolution: (upsample +) two modulated convs and a ToRGB added to the upsampled skip image."""
 
-    def __init__(self, in_ch: int, out_ch: int, img_ch: int, w_dim: int, *, first: bool, generator: torch.Generator):
+    def __init__(self, in_ch: int, out_ch: int, img_ch: int, w_dim: int, *, first: bool, rng: torch.Generator):
         super().__init__()
         self.first = first
-        self.conv0 = None if first else ModulatedConv(in_ch, out_ch, w_dim, up=True, generator=generator)
-        self.conv1 = ModulatedConv(out_ch if not first else in_ch, out_ch, w_dim, generator=generator)
-        self.torgb = ToRGB(out_ch, img_ch, w_dim, generator=generator)
+        self.conv0 = None if first else ModulatedConv(in_ch, out_ch, w_dim, up=True, rng=rng)
+        self.conv1 = ModulatedConv(out_ch if not first else in_ch, out_ch, w_dim, rng=rng)
+        self.torgb = ToRGB(out_ch, img_ch, w_dim, rng=rng)
 
     def forward(self, x: torch.Tensor, img: torch.Tensor | None, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.conv0 is not None:
@@ -41,7 +41,7 @@ class SynthesisBlock(nn.Module):
 
 
 class TriplaneSynthesis(nn.Module):
-    def __init__(self, cfg: SynthesisConfig, w_dim: int, *, generator: torch.Generator) -> None:
+    def __init__(self, cfg: SynthesisConfig, w_dim: int, *, rng: torch.Generator) -> None:
         super().__init__()
         log2 = int(math.log2(cfg.plane_resolution))
         if cfg.plane_resolution < 4 or 2**log2 != cfg.plane_resolution:
@@ -52,12 +52,10 @@ class TriplaneSynthesis(nn.Module):
             return min(cfg.channel_base // res, cfg.channel_max)
 
         img_ch = NUM_PLANES * cfg.plane_channels
-        self.const = nn.Parameter(torch.randn(channels(4), 4, 4, generator=generator))
-        blocks = [SynthesisBlock(channels(4), channels(4), img_ch, w_dim, first=True, generator=generator)]
+        self.const = nn.Parameter(torch.randn(channels(4), 4, 4, generator=rng))
+        blocks = [SynthesisBlock(channels(4), channels(4), img_ch, w_dim, first=True, rng=rng)]
         for k in range(3, log2 + 1):
-            blocks.append(
-                SynthesisBlock(channels(2 ** (k - 1)), channels(2**k), img_ch, w_dim, first=False, generator=generator)
-            )
+            blocks.append(SynthesisBlock(channels(2 ** (k - 1)), channels(2**k), img_ch, w_dim, first=False, rng=rng))
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:

@@ -29,17 +29,17 @@ class VolumeRenderer:
         self.num_stratified, self.num_importance, self.box_half = num_stratified, num_importance, box_half
 
     def __call__(
-        self, field: Field, origins: torch.Tensor, dirs: torch.Tensor, generator: torch.Generator | None = None
+        self, field: Field, origins: torch.Tensor, dirs: torch.Tensor, rng: torch.Generator | None = None
     ) -> Composite:
         """origins, dirs (B, N, 3) -> Composite over N rays. generator: jitter samples (training); None: don't."""
         assert origins.shape == dirs.shape and origins.shape[-1] == 3, f"{tuple(origins.shape)} vs {tuple(dirs.shape)}"
         near, far, _ = ray_box_bounds(origins, dirs, self.box_half)  # (B, N)
-        depths = stratified_depths(near, far, self.num_stratified, generator)  # (B, N, Ns)
+        depths = stratified_depths(near, far, self.num_stratified, rng)  # (B, N, Ns)
         sigma, feats = self._query(field, origins, dirs, depths)
         if self.num_importance > 0:
             with torch.no_grad():  # the coarse weights only place the fine samples
                 coarse = composite(depths, sigma, feats, near, far)
-            fine = importance_depths(coarse.boundaries, coarse.weights, self.num_importance, generator)
+            fine = importance_depths(coarse.boundaries, coarse.weights, self.num_importance, rng)
             sigma_f, feats_f = self._query(field, origins, dirs, fine)
             depths, order = torch.sort(torch.cat([depths, fine], dim=-1), dim=-1)  # (B, N, Ns + Ni)
             sigma = torch.cat([sigma, sigma_f], dim=-1).gather(-1, order)

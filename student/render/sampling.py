@@ -11,20 +11,20 @@ import torch.nn.functional as F
 
 
 def stratified_depths(
-    near: torch.Tensor, far: torch.Tensor, num: int, generator: torch.Generator | None = None
+    near: torch.Tensor, far: torch.Tensor, num: int, rng: torch.Generator | None = None
 ) -> torch.Tensor:
     """near, far (B, N) -> depths (B, N, num), one per equal bin of [near, far], sorted."""
     assert near.shape == far.shape, f"near {tuple(near.shape)} != far {tuple(far.shape)}"
-    if generator is None:
+    if rng is None:
         u = torch.full((*near.shape, num), 0.5, dtype=near.dtype, device=near.device)
     else:
-        u = torch.rand((*near.shape, num), generator=generator, dtype=near.dtype, device=near.device)
+        u = torch.rand((*near.shape, num), generator=rng, dtype=near.dtype, device=near.device)
     steps = (torch.arange(num, dtype=near.dtype, device=near.device) + u) / num  # (B, N, num) in [0, 1)
     return near.unsqueeze(-1) + (far - near).unsqueeze(-1) * steps
 
 
 def importance_depths(
-    boundaries: torch.Tensor, weights: torch.Tensor, num: int, generator: torch.Generator | None = None
+    boundaries: torch.Tensor, weights: torch.Tensor, num: int, rng: torch.Generator | None = None
 ) -> torch.Tensor:
     """Inverse-CDF samples of the piecewise-constant pdf given by `weights` over the bins between `boundaries`.
 
@@ -41,11 +41,11 @@ def importance_depths(
     pdf = 0.5 * (blurred[..., :-1] + blurred[..., 1:]).reshape(weights.shape) + 0.01  # (B, N, S)
     pdf = pdf / pdf.sum(dim=-1, keepdim=True)
     cdf = torch.cat([torch.zeros_like(pdf[..., :1]), pdf.cumsum(dim=-1).clamp(max=1)], dim=-1)  # (B, N, S+1)
-    if generator is None:
+    if rng is None:
         u = (torch.arange(num, dtype=pdf.dtype, device=pdf.device) + 0.5) / num
         u = u.expand(*pdf.shape[:-1], num).contiguous()
     else:
-        u = torch.rand((*pdf.shape[:-1], num), generator=generator, dtype=pdf.dtype, device=pdf.device)
+        u = torch.rand((*pdf.shape[:-1], num), generator=rng, dtype=pdf.dtype, device=pdf.device)
     idx = torch.searchsorted(cdf, u, right=True).clamp(1, s)  # (B, N, num): bin idx-1 holds u
     c0, c1 = cdf.gather(-1, idx - 1), cdf.gather(-1, idx)
     b0, b1 = boundaries.gather(-1, idx - 1), boundaries.gather(-1, idx)

@@ -46,7 +46,7 @@ def density_smoothness(
     batch: int,
     num_points: int,
     eps: float,
-    generator: torch.Generator,
+    rng: torch.Generator,
     device: torch.device,
 ) -> torch.Tensor:
     """EG3D's density regulariser: L1 between sigma at uniform points of the box and at copies moved by eps.
@@ -54,7 +54,7 @@ def density_smoothness(
     sigma_at: points (B, P, 3) -> sigma (B, P). It discourages floaters and noisy density without
     constraining the surfaces themselves.
     """
-    points = (torch.rand(batch, num_points, 3, generator=generator, device=device) * 2 - 1) * BOX_HALF
-    moved = points + torch.randn(points.shape, generator=generator, device=device) * eps
+    points = (torch.rand(batch, num_points, 3, generator=rng, device=device) * 2 - 1) * BOX_HALF
+    moved = points + torch.randn(points.shape, generator=rng, device=device) * eps
     sigma = sigma_at(torch.cat([points, moved], dim=1))  # (B, 2P)
     return (sigma[:, :num_points] - sigma[:, num_points:]).abs().mean()

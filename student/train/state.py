@@ -5,8 +5,8 @@ holds the EMA generator (loadable by `TriplaneGenerator.from_pretrained`), G, D 
 only, never pickle), the step, images seen, training clocks, data position, Adam hyper-parameters, the
 precision and the fp16 loss scales, and the resolved run config.
 
-Randomness needs no saved generator state: every step draws from a generator seeded by (seed, rank, step)
-(`step_generator`), and the data order is fixed by (seed, epoch) plus the saved data position.
+Randomness needs no saved generator state: every step draws from an rng seeded by (seed, rank, step)
+(`step_rng`), and the data order is fixed by (seed, epoch) plus the saved data position.
 """
 
 from __future__ import annotations
@@ -44,9 +44,7 @@ class Progress:
     data: DataPosition = DataPosition()
 
 
-def step_generator(
-    seed: int, rank: int, step: int, device: torch.device | str = "cpu", stream: int = 0
-) -> torch.Generator:
+def step_rng(seed: int, rank: int, step: int, device: torch.device | str = "cpu", stream: int = 0) -> torch.Generator:
     """A generator for one step of one worker. Stream 0 (on the model's device) draws z, sample jitter and the
     regularisers; stream 1 (CPU) picks the teacher views. Distinct streams get unrelated seeds."""
     digest = hashlib.sha256(f"{seed}|{rank}|{step}|{stream}".encode()).digest()

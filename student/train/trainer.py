@@ -3,7 +3,7 @@
 One iteration (`Trainer.step`): draw z, render the batch at the teacher's cameras once, take a generator step
 against the (frozen) discriminator, then a discriminator step on the same renders detached (one render per
 iteration, docs/student.md §Training), the real views, mismatched texts and, every `r1_interval` steps, R1;
-then update the EMA generator. Everything random in a step comes from `step_generator(seed, rank, step)` and
+then update the EMA generator. Everything random in a step comes from `step_rng(seed, rank, step)` and
 the data order from the saved data position, so an interrupted and resumed run reproduces an uninterrupted one
 exactly.
 """
@@ -40,7 +40,7 @@ from student.train.loss import (
 from student.train.mixed_precision import LossScaling
 from student.train.monitor import Monitor
 from student.train.plan import TrainPlan
-from student.train.state import Progress, load_checkpoint, save_checkpoint, step_generator
+from student.train.state import Progress, load_checkpoint, save_checkpoint, step_rng
 from student.train.stats import first_non_finite
 
 
@@ -48,14 +48,12 @@ class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; training stopped without writing a checkpoint of the broken state."""
 
 
-def select_views(
-    batch: ShardBatch, k: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def select_views(batch: ShardBatch, k: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """k distinct random views of each sample: images (B, k, 3, H, W) in [0, 1], c2w (B, k, 4, 4), fovy (B, k)."""
     b, v = batch.fovy.shape
     if not 1 <= k <= v:
         raise ValueError(f"optim.views_per_sample must lie in [1, {v}], got {k}")
-    pick = torch.rand(b, v, generator=generator).argsort(dim=1)[:, :k]  # (B, k)
+    pick = torch.rand(b, v, generator=rng).argsort(dim=1)[:, :k]  # (B, k)
     images = batch.images()  # (B, V, 3, H, W)
     index = pick.view(b, k, 1, 1, 1).expand(b, k, *images.shape[2:])
     return (
@@ -82,10 +80,10 @@ class Trainer:
         self.device = torch.device(device)
         self.progress_bar = progress_bar and rank == 0
         cfg = self.cfg
-        init = torch.Generator().manual_seed(cfg.seed)  # identical initial weights on every worker
-        self.G = TriplaneGenerator(cfg.generator, generator=init).to(self.device).train()
+        init_rng = torch.Generator().manual_seed(cfg.seed)  # identical initial weights on every worker
+        self.G = TriplaneGenerator(cfg.generator, rng=init_rng).to(self.device).train()
         self.D = Discriminator(
-            cfg.discriminator, cfg.generator.superres.output_resolution, cfg.generator.text_dim, generator=init
+            cfg.discriminator, cfg.generator.superres.output_resolution, cfg.generator.text_dim, rng=init_rng
         ).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         o = cfg.optim
@@ -111,10 +109,8 @@ class Trainer:
     def step(self, batch: ShardBatch, step: int) -> dict[str, float]:
         """One G step and one D step on `batch`; returns the scalar losses. Raises NonFiniteLossError."""
         cfg, loss_cfg, dev = self.cfg, self.cfg.loss, self.device
-        rng = step_generator(cfg.seed, self.rank, step, dev)  # z, jitter, regularisers (on the model's device)
-        real, c2w, fovy = select_views(
-            batch, cfg.optim.views_per_sample, step_generator(cfg.seed, self.rank, step, "cpu", 1)
-        )
+        rng = step_rng(cfg.seed, self.rank, step, dev)  # z, jitter, regularisers (on the model's device)
+        real, c2w, fovy = select_views(batch, cfg.optim.views_per_sample, step_rng(cfg.seed, self.rank, step, "cpu", 1))
         b, k = fovy.shape
         real, c2w, fovy, emb = real.to(dev), c2w.to(dev), fovy.to(dev), batch.emb.to(dev)
         labels = Cameras(c2w.reshape(b * k, 4, 4), fovy.reshape(b * k), 1).eg3d_label()  # (BK, 25)
@@ -127,7 +123,7 @@ class Trainer:
         with self._autocast():
             w = self.G.mapping(z, emb, self._mapping_camera(labels[::k], rng))
             planes = self.G.synthesis(w)
-            fake = self.G.render_views(planes, c2w, fovy, generator=rng)
+            fake = self.G.render_views(planes, c2w, fovy, rng=rng)
             fake_img, fake_raw = fake.image.flatten(0, 1), fake.raw.flatten(0, 1)  # (BK, 3, H, W), (BK, 3, h, w)
             g_logits = self.D(fake_img, fake_raw, text, d_camera)
         loss_g = generator_loss(g_logits.float())

@@ -155,7 +155,7 @@ class MVDreamPipeline:
     def __call__(
         self,
         prompts: list[str],
-        generators: list[torch.Generator] | None = None,
+        rngs: list[torch.Generator] | None = None,
         *,
         latents: torch.Tensor | None = None,
         negative_prompt: str = "",
@@ -169,13 +169,13 @@ class MVDreamPipeline:
     ) -> MVDreamOutput:
         """Sample V views for each prompt.
 
-        generators: one per prompt, drawing that prompt's (V, C, h, w) starting noise in float32 on
-                    the generator's device, so a seed gives the same noise on any sampling device.
-        latents:    (B, V, C, h, w) starting noise instead of generators (DDIM's init sigma is 1).
+        rngs:       one per prompt, drawing that prompt's (V, C, h, w) starting noise in float32 on
+                    the rng's device, so a seed gives the same noise on any sampling device.
+        latents:    (B, V, C, h, w) starting noise instead of rngs (DDIM's init sigma is 1).
         scheduler:  "ddim" (the reference, eta 0) or "dpm++" (DPM-Solver++ multistep, ~20 steps suffice).
         elevation, azimuth_start: degrees, one value or one per prompt (reference defaults 0, 0).
         """
-        b = self._check_call(prompts, generators, latents, num_inference_steps, num_views, resolution)
+        b = self._check_call(prompts, rngs, latents, num_inference_steps, num_views, resolution)
         if scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {scheduler!r}; accepted: {', '.join(SCHEDULERS)}")
         v, side = num_views, resolution // self.vae_scale
@@ -192,7 +192,7 @@ class MVDreamPipeline:
 
         if latents is None:
             channels = self.unet.config.in_channels
-            noise = [torch.randn((v, channels, side, side), generator=g, device=g.device) for g in generators]
+            noise = [torch.randn((v, channels, side, side), generator=rng, device=rng.device) for rng in rngs]
             latents = torch.stack(noise)  # (B, V, C, h, w)
         x = latents.reshape(b * v, *latents.shape[2:]).to(self.device, torch.float32)  # (BV, C, h, w)
 
@@ -245,7 +245,7 @@ class MVDreamPipeline:
     def _check_call(
         self,
         prompts: list[str],
-        generators: list[torch.Generator] | None,
+        rngs: list[torch.Generator] | None,
         latents: torch.Tensor | None,
         num_inference_steps: int,
         num_views: int,
@@ -256,10 +256,10 @@ class MVDreamPipeline:
             raise ValueError(f"prompts must be a non-empty list of strings, got {prompts!r}")
         b = len(prompts)
         self.check_settings(num_inference_steps, num_views, resolution)
-        if (generators is None) == (latents is None):
-            raise ValueError("pass exactly one of generators (one per prompt) or latents")
-        if generators is not None and len(generators) != b:
-            raise ValueError(f"need one generator per prompt ({b}), got {len(generators)}")
+        if (rngs is None) == (latents is None):
+            raise ValueError("pass exactly one of rngs (one per prompt) or latents")
+        if rngs is not None and len(rngs) != b:
+            raise ValueError(f"need one rng per prompt ({b}), got {len(rngs)}")
         side = resolution // self.vae_scale
         want = (b, num_views, self.unet.config.in_channels, side, side)
         if latents is not None and tuple(latents.shape) != want:

@@ -84,5 +84,5 @@ def save_tiny_generator(directory):
     from student.presets import tiny
 
     cfg = replace(tiny().generator, text_encoder="minilm", text_dim=384)
-    generator = TriplaneGenerator(cfg, generator=torch.Generator().manual_seed(0))
+    generator = TriplaneGenerator(cfg, rng=torch.Generator().manual_seed(0))
     return generator.save_pretrained(directory)
