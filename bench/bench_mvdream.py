@@ -75,9 +75,9 @@ def sampler_loop_s(name: str, steps: int, shape: tuple[int, ...], device: torch.
 
     scheduler = make_scheduler(name, dict(MVDREAM_DDIM))
     scheduler.set_timesteps(steps, device=device)
-    g = torch.Generator("cpu").manual_seed(0)
-    x = torch.randn(shape, generator=g).to(device)
-    eps = torch.randn(shape, generator=g).to(device)  # a stand-in prediction: the update's cost is data-blind
+    rng = torch.Generator("cpu").manual_seed(0)
+    x = torch.randn(shape, generator=rng).to(device)
+    eps = torch.randn(shape, generator=rng).to(device)  # a stand-in prediction: the update's cost is data-blind
     kwargs = {"eta": 0.0} if name == "ddim" else {}
     _sync(device)
     t0 = time.perf_counter()
