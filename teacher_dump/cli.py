@@ -70,7 +70,9 @@ def _dry_run(config: DumpConfig, console: Console) -> None:
 @app.command(help=__doc__)
 def main(
     prompts: Path = typer.Option(..., help="Corpus: one prompt per line; blank and # lines skipped."),
-    teacher: str = typer.Option("procedural", help="Registered teacher: procedural, mvdream, fake."),
+    teacher: str = typer.Option(
+        "procedural", help="Teacher: procedural (built in, CPU) or mvdream (needs --mvdream weights)."
+    ),
     samples: int = typer.Option(4, help="Seeds per prompt (one sample each)."),
     views: int = typer.Option(4, help="Views per sample."),
     res: int = typer.Option(64, help="View resolution in pixels."),

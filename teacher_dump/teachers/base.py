@@ -62,29 +62,35 @@ class Teacher(ABC):
 
 
 _REGISTRY: dict[str, type[Teacher]] = {}
+_HIDDEN: set[str] = set()  # built by name like any other, never listed to users (the tests' stand-in)
 
 
-def register_teacher(name: str) -> Callable[[type[Teacher]], type[Teacher]]:
+def register_teacher(name: str, *, hidden: bool = False) -> Callable[[type[Teacher]], type[Teacher]]:
+    """Register a teacher class under `name`; a `hidden` one is left out of listings, help and errors."""
+
     def deco(cls: type[Teacher]) -> type[Teacher]:
         if name in _REGISTRY:
             raise ValueError(f"teacher {name!r} registered twice")
         cls.name = name
         _REGISTRY[name] = cls
+        if hidden:
+            _HIDDEN.add(name)
         return cls
 
     return deco
 
 
 def available_teachers() -> list[str]:
+    """The teachers a user may choose, sorted (hidden ones left out)."""
     _import_builtin_teachers()
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) - _HIDDEN)
 
 
 def teacher_class(name: str) -> type[Teacher]:
     """The class registered under `name` (read its `uses_gpu` without building it); unknown names list what is available."""
     _import_builtin_teachers()
     if name not in _REGISTRY:
-        raise ValueError(f"unknown teacher {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+        raise ValueError(f"unknown teacher {name!r}; available: {', '.join(available_teachers())}")
     return _REGISTRY[name]
 
 

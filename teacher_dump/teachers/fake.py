@@ -38,7 +38,7 @@ class FakeTeacherConfig:
             raise ValueError(f"num_views and resolution must be >= 1, got {self}")
 
 
-@register_teacher("fake")
+@register_teacher("fake", hidden=True)  # a test stand-in: reachable by name, not listed
 class FakeTeacher(Teacher):
     uses_gpu = False
 
