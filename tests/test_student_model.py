@@ -247,3 +247,29 @@ def test_packed_synthesis_matches_the_reference_synthesis(batch):
         got = PackedSynthesis(G.synthesis)(w)
     assert got.shape == expected.shape and got.is_contiguous()
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv_up", "torgb"])
+def test_each_layers_folded_form_computes_the_layer(kind):
+    # The folding rules live with the layers: the folded tensors, applied as `FoldedModulatedConv` says, give
+    # the layer's own output. Random biases and a non-unit lr multiplier so that every gain is exercised.
+    from student.model.equalized import EqualizedLinear
+    from student.model.modulated_conv import ModulatedConv, ToRGB
+    from student.model.packed_synthesis import PackedLayer
+
+    rng = torch.Generator().manual_seed(2)
+    layer = ToRGB(6, 4, 8, rng=rng) if kind == "torgb" else ModulatedConv(6, 5, 8, up=kind == "conv_up", rng=rng)
+    with torch.no_grad():
+        layer.bias.copy_(torch.randn(layer.bias.shape, generator=rng))
+        x, w = torch.randn(2, 6, 4, 4, generator=rng), torch.randn(2, 8, generator=rng)
+        expected = layer(x, w)
+        folded = layer.folded()
+        styles = w @ folded.style_weight.t() + folded.style_bias  # (2, 6)
+        got = PackedLayer(folded)(x, styles)
+    assert got.shape == expected.shape == ((2, 5, 8, 8) if kind == "conv_up" else (2, layer.bias.shape[0], 4, 4))
+    assert (folded.norms is None) == (kind == "torgb") and folded.lrelu == (kind != "torgb")
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+    linear = EqualizedLinear(8, 3, bias_init=0.5, lr_multiplier=0.01, rng=rng)
+    weight, bias = linear.folded(scale=0.25)
+    torch.testing.assert_close(w @ weight.t() + bias, linear(w).detach() * 0.25, rtol=1e-6, atol=1e-6)

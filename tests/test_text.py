@@ -100,7 +100,6 @@ def test_packed_bert_matches_reference_bert(dtype, tol):
     # Random weights of a small BERT, a padded batch: the packing (fused QKV, weights in `dtype`) against
     # the plain encoder. In fp32 only the fusion differs, so the two agree to rounding.
     from pipeline.text.bert import BertConfig, BertEncoder
-    from pipeline.text.packed_bert import PackedBert
 
     cfg = BertConfig(
         vocab_size=50,
@@ -122,12 +121,15 @@ def test_packed_bert_matches_reference_bert(dtype, tol):
     mask[2, 2:] = False
     with torch.no_grad():
         expected = ref(ids, mask)
-        got = PackedBert(ref, dtype)(ids, mask)
+        got = ref.packed(dtype)(ids, mask)
     assert got.dtype == torch.float32 and got.shape == expected.shape == (3, 7, 32)
     real = mask[..., None].expand_as(got)  # padded positions are never pooled
     assert (got - expected)[real].abs().max() < tol * expected[real].abs().max()
     if dtype == torch.float32:
         assert torch.allclose(got[real], expected[real], atol=1e-5)
+        x = torch.randn(3, 7, 32, generator=torch.Generator().manual_seed(1))  # one layer alone, too
+        with torch.no_grad():
+            torch.testing.assert_close(ref.layers[0].packed(dtype)(x, mask), ref.layers[0](x, mask))
 
 
 def test_minilm_bf16_embeddings_match_fp32(minilm):

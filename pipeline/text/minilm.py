@@ -3,7 +3,7 @@
 The sentence embedding is the model's own recipe (its `modules.json`): BERT last hidden states,
 mean-pooled over real tokens, then L2-normalised; 384-d, inputs truncated at 256 word pieces.
 `precision="fp32"` (the default, used for the dump) runs the reference `BertEncoder`; `"bf16"` runs
-`PackedBert`, which generation uses for latency (pooled embedding cosine > 0.9999 to fp32).
+its packed form (`BertEncoder.packed`), which generation uses for latency (pooled embedding cosine > 0.9999 to fp32).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from safetensors.torch import load_file
 
 from pipeline.text.base import TextEmbedding, TextEncoder
 from pipeline.text.bert import BertConfig, BertEncoder
-from pipeline.text.packed_bert import PackedBert
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # None: the unpacked reference model
 
@@ -55,7 +54,7 @@ class MiniLMEncoder(TextEncoder):
         self.model.eval().to(self.device)
         self.precision = precision
         if PRECISIONS[precision] is not None:
-            self.model = PackedBert(self.model, PRECISIONS[precision])
+            self.model = self.model.packed(PRECISIONS[precision])
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+LRELU_GAIN = math.sqrt(2)  # `lrelu`'s output gain: unit variance after a leaky ReLU of slope 0.2
+
 
 class EqualizedLinear(nn.Module):
     """y = x @ (W * gain)^T + b * lr_mul with gain = lr_mul / sqrt(in_features)."""
@@ -35,6 +37,11 @@ class EqualizedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         assert x.shape[-1] == self.in_features, f"expected (..., {self.in_features}), got {tuple(x.shape)}"
         return F.linear(x, self.weight * self.weight_gain, self.bias * self.bias_gain)
+
+    def folded(self, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layer as a plain linear map with its gains (and an extra output `scale`) folded in, for inference:
+        (weight (O, I), bias (O,)), detached, with forward(x) * scale == x @ weight.T + bias."""
+        return self.weight.detach() * self.weight_gain * scale, self.bias.detach() * self.bias_gain * scale
 
 
 class EqualizedConv2d(nn.Module):
@@ -70,4 +77,4 @@ def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:
     """StyleGAN2's activation: leaky ReLU (0.2) times sqrt(2) to keep unit variance."""
-    return F.leaky_relu(x, 0.2) * math.sqrt(2)
+    return F.leaky_relu(x, 0.2) * LRELU_GAIN

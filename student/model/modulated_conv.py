@@ -10,12 +10,13 @@ coefficients -- mathematically the per-sample kernel, but one ordinary convoluti
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from student.model.equalized import EqualizedLinear, lrelu
+from student.model.equalized import LRELU_GAIN, EqualizedLinear, lrelu
 
 
 def modulated_conv2d(
@@ -32,6 +33,26 @@ def modulated_conv2d(
     # sum over (I, k, k) of (W * s)^2 = sum_i s_i^2 * sum_{kk} W_{o,i,kk}^2
     dcoefs = (styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8).rsqrt()  # (N, O)
     return out * dcoefs.view(n, -1, 1, 1)
+
+
+@dataclass(frozen=True)
+class FoldedModulatedConv:
+    """A `ModulatedConv` or `ToRGB` with every constant gain folded into its tensors, for inference
+    (`packed_synthesis.py`). With styles s = w @ style_weight.T + style_bias (N, I), the layer is
+
+        y = conv(up(x) * s, weight) * d + bias,   then leaky_relu(y, 0.2) when `lrelu`,
+
+    d = rsqrt(s^2 @ norms.T + 1e-8) (N, O) when `norms` is set (demodulation), else 1. The activation's sqrt(2)
+    gain is in `weight` and `bias` (leaky_relu(a y) = a leaky_relu(y) for a > 0), so `norms` comes from the
+    kernel without it."""
+
+    style_weight: torch.Tensor  # (I, w_dim)
+    style_bias: torch.Tensor  # (I,)
+    weight: torch.Tensor  # (O, I, k, k)
+    bias: torch.Tensor  # (O,)
+    norms: torch.Tensor | None  # (O, I) sum over k x k of the squared modulated kernel; None = no demodulation
+    up: bool  # bilinear 2x upsampling of x first
+    lrelu: bool
 
 
 class ModulatedConv(nn.Module):
@@ -63,6 +84,14 @@ class ModulatedConv(nn.Module):
         out = modulated_conv2d(x, self.weight * self.weight_gain, self.affine(w))
         return lrelu(out + self.bias.view(1, -1, 1, 1))
 
+    def folded(self) -> FoldedModulatedConv:
+        style_weight, style_bias = self.affine.folded()
+        weight = self.weight.detach() * self.weight_gain  # (O, I, 3, 3), the kernel `forward` modulates
+        return FoldedModulatedConv(
+            style_weight, style_bias, weight * LRELU_GAIN, self.bias.detach() * LRELU_GAIN,
+            norms=weight.square().sum(dim=(2, 3)), up=self.up, lrelu=True,
+        )  # fmt: skip
+
 
 class ToRGB(nn.Module):
     """StyleGAN2's ToRGB: a modulated 1x1 conv without demodulation or activation, to any channel count."""
@@ -79,3 +108,9 @@ class ToRGB(nn.Module):
         # StyleGAN2 folds the 1/sqrt(fan_in) gain into the styles for ToRGB (training/networks.py ToRGBLayer).
         out = modulated_conv2d(x, self.weight, self.affine(w) * self.weight_gain, demodulate=False, padding=0)
         return out + self.bias.view(1, -1, 1, 1)
+
+    def folded(self) -> FoldedModulatedConv:
+        style_weight, style_bias = self.affine.folded(scale=self.weight_gain)  # the gain rides on the styles
+        return FoldedModulatedConv(
+            style_weight, style_bias, self.weight.detach(), self.bias.detach(), norms=None, up=False, lrelu=False
+        )

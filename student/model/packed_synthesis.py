@@ -3,43 +3,35 @@
 At batch 1 the cpu preset's synthesis does ~0.2 GFLOP in ~150 small ops, so per-op overhead and
 weight preparation cost as much as the convolutions. Packing precomputes everything that depends only
 on the weights, once:
-- every layer's affine (w -> styles) stacked into one matrix: one matmul for all styles;
-- the equalized-lr gains folded into the kernels, and lrelu's sqrt(2) into kernel and bias
-  (leaky_relu(a x) = a leaky_relu(x) for a > 0);
-- the demodulation norms sum_kk W^2 (O, I), so each layer only does styles^2 @ norms;
+- each layer's folded form (`ModulatedConv.folded`, `ToRGB.folded`: gains folded into kernels, biases and
+  styles, demodulation norms sum_kk W^2 precomputed), so each layer only does styles^2 @ norms;
+- every layer's style affine (w -> styles) stacked into one matrix: one matmul for all styles;
 - kernels and activations in channels-last layout, where oneDNN's small-batch kernels are ~20% faster.
 
-The math is StyleGAN2's as in `modulated_conv.py`; `TriplaneSynthesis` stays the reference and the
-tests compare the two (same planes to float rounding). Training never uses this module.
+The folding rules live with the layers (`modulated_conv.py`, `equalized.py`); `TriplaneSynthesis` stays the
+reference and the tests compare the two (same planes to float rounding). Training never uses this module.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from student.model.modulated_conv import ModulatedConv, ToRGB
+from student.model.modulated_conv import FoldedModulatedConv
 from student.model.synthesis import NUM_PLANES, TriplaneSynthesis
-
-LRELU_GAIN = math.sqrt(2)  # equalized.lrelu's gain, folded into kernels and biases
 
 
 class PackedLayer(nn.Module):
-    """A `ModulatedConv` (demodulated, lrelu) or a `ToRGB` (neither) with its weights pre-scaled."""
+    """A folded `ModulatedConv` or `ToRGB` (`FoldedModulatedConv`) with its kernel in channels-last layout."""
 
-    def __init__(self, layer: ModulatedConv | ToRGB):
+    def __init__(self, folded: FoldedModulatedConv):
         super().__init__()
-        self.demodulate = isinstance(layer, ModulatedConv)
-        self.up = self.demodulate and layer.up
-        weight = layer.weight.detach() * layer.weight_gain if self.demodulate else layer.weight.detach()
-        gain = LRELU_GAIN if self.demodulate else 1.0
-        self.padding = weight.shape[-1] // 2
-        self.register_buffer("weight", (weight * gain).contiguous(memory_format=torch.channels_last))  # (O, I, k, k)
-        self.register_buffer("bias", layer.bias.detach() * gain)  # (O,)
-        self.register_buffer("norms", weight.square().sum(dim=(2, 3)) if self.demodulate else None)  # (O, I)
+        self.up, self.lrelu = folded.up, folded.lrelu
+        self.padding = folded.weight.shape[-1] // 2
+        self.register_buffer("weight", folded.weight.contiguous(memory_format=torch.channels_last))  # (O, I, k, k)
+        self.register_buffer("bias", folded.bias)  # (O,)
+        self.register_buffer("norms", folded.norms)  # (O, I) or None
 
     def forward(self, x: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
         """x (N, I, H, W), styles (N, I) -> (N, O, H', W')."""
@@ -47,13 +39,14 @@ class PackedLayer(nn.Module):
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         n = styles.shape[0]
         x = x * styles.view(n, -1, 1, 1)
-        if not self.demodulate:
-            return F.conv2d(x, self.weight, self.bias, padding=self.padding)
-        dcoefs = (styles.square() @ self.norms.t() + 1e-8).rsqrt()  # (N, O)
-        out = torch.addcmul(
-            self.bias.view(1, -1, 1, 1), F.conv2d(x, self.weight, padding=self.padding), dcoefs.view(n, -1, 1, 1)
-        )
-        return F.leaky_relu(out, 0.2)
+        if self.norms is None:
+            out = F.conv2d(x, self.weight, self.bias, padding=self.padding)
+        else:
+            dcoefs = (styles.square() @ self.norms.t() + 1e-8).rsqrt()  # (N, O)
+            out = torch.addcmul(
+                self.bias.view(1, -1, 1, 1), F.conv2d(x, self.weight, padding=self.padding), dcoefs.view(n, -1, 1, 1)
+            )
+        return F.leaky_relu(out, 0.2) if self.lrelu else out
 
 
 class PackedSynthesis(nn.Module):
@@ -66,15 +59,12 @@ class PackedSynthesis(nn.Module):
         self.blocks = nn.ModuleList()
         style_weights, style_biases, self.style_sizes = [], [], []
         for block in synthesis.blocks:
-            layers = [layer for layer in (block.conv0, block.conv1, block.torgb) if layer is not None]
-            self.blocks.append(nn.ModuleList(PackedLayer(layer) for layer in layers))
-            for layer in layers:
-                affine = layer.affine
-                # ToRGB scales its styles by its kernel gain (modulated_conv.ToRGB); fold that in here too.
-                gain = 1.0 if isinstance(layer, ModulatedConv) else layer.weight_gain
-                style_weights.append(affine.weight.detach() * affine.weight_gain * gain)  # (I, w_dim)
-                style_biases.append(affine.bias.detach() * affine.bias_gain * gain)  # (I,)
-                self.style_sizes.append(affine.out_features)
+            folded = [layer.folded() for layer in (block.conv0, block.conv1, block.torgb) if layer is not None]
+            self.blocks.append(nn.ModuleList(PackedLayer(f) for f in folded))
+            for f in folded:
+                style_weights.append(f.style_weight)  # (I, w_dim)
+                style_biases.append(f.style_bias)  # (I,)
+                self.style_sizes.append(f.style_bias.shape[0])
         self.register_buffer("style_weight", torch.cat(style_weights))  # (sum I, w_dim)
         self.register_buffer("style_bias", torch.cat(style_biases))  # (sum I,)
 
