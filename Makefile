@@ -27,10 +27,11 @@ PRESET ?= cpu
 MINUTES ?= 20
 TRAIN_WORKERS ?= 1
 TRAIN_DIR ?= runs/train
-# eval
+# eval, app
 CKPT ?=
+PORT ?= 7860
 
-.PHONY: help install test lint format dump train gen eval bench demo clean-runs
+.PHONY: help install test lint format dump train gen eval bench demo app clean-runs
 
 help:
 	@echo "make install   create $(VENV) with pip (no-op when up to date)"
@@ -40,12 +41,13 @@ help:
 	@echo "make eval      CKPT=<checkpoint dir> (default: newest)"
 	@echo "make bench     measure teacher, dump, loader, trainer and generation; writes bench/results.json"
 	@echo "make demo      dump + train + generate + eval on the embedded procedural default"
+	@echo "make app       serve the web app on http://127.0.0.1:$(PORT) [CKPT=<checkpoint dir>] (default: newest)"
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,app]'
 	touch $(STAMP)
 
 test: install
@@ -73,6 +75,9 @@ train: install
 eval: install
 	$(PY) -m student.eval.cli $(if $(CKPT),--ckpt $(CKPT),) --runs $(TRAIN_DIR) --shards $(SHARDS) \
 		--prompts $(PROMPTS) --heldout $(HELDOUT)
+
+app: install
+	$(PY) -m student.app.cli $(if $(CKPT),--ckpt $(CKPT),) --port $(PORT)
 
 bench: install
 	$(PY) bench/run_all.py

@@ -81,9 +81,13 @@ class Generation:
 
     @cached_property
     def mesh(self) -> Mesh:
-        """The coloured surface in world units; EmptyMeshError when the density has no surface."""
+        """The coloured surface in world units with the model's face budget and texture; see `extract_mesh`."""
+        return self.extract_mesh(self.model.max_faces, self.model.texture_size)
+
+    def extract_mesh(self, max_faces: int | None = None, texture_size: int | None = None) -> Mesh:
+        """A new mesh of this sample (not cached); EmptyMeshError when the density has no surface."""
         try:
-            return mesh_from_field(self.field, self.model.mesh_config, self.model.max_faces, self.model.texture_size)
+            return mesh_from_field(self.field, self.model.mesh_config, max_faces, texture_size)
         except EmptySurfaceError as e:
             raise EmptyMeshError(f"{self.prompt!r} (seed {self.seed}): {e}") from e
 

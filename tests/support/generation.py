@@ -76,8 +76,11 @@ class CapsuleField:
         return sigma, torch.full((len(points), 3), 0.5)
 
 
-def save_tiny_generator(directory):
-    """A random `tiny`-preset generator conditioned like minilm (384-d), saved to `directory`; returns it."""
+def save_tiny_generator(directory, rgb_logits: tuple[float, float, float] | None = None):
+    """A random `tiny`-preset generator conditioned like minilm (384-d), saved to `directory`; returns it.
+
+    rgb_logits: added to the decoder's colour biases, to tint every sample (e.g. (3, -3, -3): red).
+    """
     from dataclasses import replace
 
     from student.model.generator import TriplaneGenerator
@@ -85,4 +88,8 @@ def save_tiny_generator(directory):
 
     cfg = replace(tiny().generator, text_encoder="minilm", text_dim=384)
     generator = TriplaneGenerator(cfg, rng=torch.Generator().manual_seed(0))
+    if rgb_logits is not None:
+        out = generator.decoder.out  # features follow the density channel; the first three are RGB
+        with torch.no_grad():
+            out.bias[1:4] += torch.tensor(rgb_logits) / out.bias_gain
     return generator.save_pretrained(directory)
