@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:  # imported inside the commands, so that `--help` answers at once
+    from student.model.generator import TriplaneGenerator
 
 EXAMPLES = """
 Examples (the checkpoint defaults to the newest one under --runs):
@@ -154,7 +158,7 @@ def _load(plan, text_encoder_path: str | None):
     return G, load_trained_generator(plan.checkpoint.path, G), encode
 
 
-def _run(plan, G, G_raw, encode, quiet: bool, threads: int) -> None:
+def _run(plan, G: TriplaneGenerator, G_raw: TriplaneGenerator | None, encode, quiet: bool, threads: int) -> None:
     import torch
 
     from student.eval.report import run_report

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from pipeline.procedural import COLOURS, SHAPES, parse_prompt
+
+if TYPE_CHECKING:
+    from student.model.generator import TriplaneGenerator
 
 
 class UnseenSetError(ValueError):
@@ -83,7 +87,7 @@ def accuracy(predicted: list[tuple[str, str]], targets: list[tuple[str, str]]) -
 
 
 def evaluate_unseen(
-    G,
+    G: TriplaneGenerator,
     unseen: UnseenSet,
     emb: torch.Tensor,
     reference: tuple[list[str], torch.Tensor],
