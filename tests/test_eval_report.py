@@ -19,6 +19,7 @@ from pipeline.shards import ShardSample, make_sample_meta, sample_key, write_sha
 from student.eval.attributes import evaluate_attributes
 from student.eval.chamfer import ChamferConfig
 from student.eval.cli import app
+from student.eval.curves import CurveConfig
 from student.eval.diversity import DiversityConfig
 from student.eval.inputs import (
     check_encoder,
@@ -46,6 +47,15 @@ SMALL = ReportConfig(
         mesh_grid=16, gt_grid=24, gt_seeds=2, chamfer=ChamferConfig(query_points=300, target_points=1500)
     ),
     diversity=DiversityConfig(train_prompts=1, heldout_prompts=1, seeds=2),
+    curves=CurveConfig(
+        train_prompts=2,
+        seeds=1,
+        heldout_seeds=1,
+        diversity=DiversityConfig(train_prompts=1, heldout_prompts=0, seeds=2),
+        geometry=GeometryConfig(
+            prompts=1, mesh_grid=16, gt_grid=24, gt_seeds=2, chamfer=ChamferConfig(query_points=300, target_points=1500)
+        ),
+    ),
 )
 
 
@@ -64,12 +74,16 @@ def run(tmp_path_factory) -> dict[str, Path]:
     G = TriplaneGenerator(cfg, rng=torch.Generator().manual_seed(1))
     run_dir = root / "runs" / "00000-tiny"
     ckpt = G.save_pretrained(run_dir / "checkpoints" / "step-00000004")
-    (ckpt / "train_state.json").write_text(json.dumps({"step": 4}))
+    (ckpt / "train_state.json").write_text(json.dumps({"step": 4, "elapsed_s": 90.0}))
+    older = TriplaneGenerator(cfg, rng=torch.Generator().manual_seed(3)).save_pretrained(
+        run_dir / "checkpoints" / "step-00000002"
+    )  # a kept earlier checkpoint: the curves measure both
+    (older / "train_state.json").write_text(json.dumps({"step": 2, "elapsed_s": 30.0}))
     G_raw = TriplaneGenerator(cfg, rng=torch.Generator().manual_seed(2))  # the trainer's non-averaged G
     save_file({f"G.{k}": v.contiguous() for k, v in G_raw.state_dict().items()}, str(ckpt / "train_state.safetensors"))
     records = [{"kind": "train", "step": 2, "loss_g": 1.0}]
     records += [
-        {"kind": "eval", "step": s, "train/colour": c, "train/shape": 0.5, "train/count": 6}
+        {"kind": "eval", "step": s, "wall_s": 45.0 * s, "train/colour": c, "train/shape": 0.5, "train/count": 6}
         for s, c in ((2, 0.1), (4, 0.3))
     ]
     (run_dir / "stats.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -106,6 +120,7 @@ def test_report_writes_every_file_with_consistent_numbers(run) -> None:
         "confusion_colour.png",
         "confusion_shape.png",
         "training_curve.png",
+        "curves.png",
     ):
         assert (out / name).is_file(), name
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp-")]
@@ -141,6 +156,12 @@ def test_report_writes_every_file_with_consistent_numbers(run) -> None:
     per = unseen["per_prompt"].values()
     assert unseen["student"]["colour"] == pytest.approx(sum(v["colour"] for v in per) / 3)
     assert "## Unseen wordings" in (out / "report.md").read_text()
+    points = saved["curves"]["points"]
+    assert [(p["step"], p["minutes"]) for p in points] == [(2, 0.5), (4, 1.5)]
+    for p in points:
+        assert 0 <= p["train/colour"] <= 1 and 0 <= p["heldout/shape"] <= 1
+        assert p["diversity/image_l1"] is not None and p["chamfer/perfect"] > 0
+    assert "## Curves" in (out / "report.md").read_text() and "curves.png" in saved["files"]
     frame = saved["frame"]
     assert frame["teacher"]["max"] == 0.0  # the teacher frames its shapes inside the image
     assert set(frame["generators"]) == {"G_ema", "G"}
@@ -225,6 +246,9 @@ def test_cli_dry_run_and_errors(run) -> None:
     assert result.exit_code == 2 and "bad.tsv:1: label ('mauve', 'cube') outside the vocabulary" in result.output
     result = runner.invoke(app, [*args, "--no-unseen", "--dry-run"])
     assert result.exit_code == 0 and "unseen:       off" in result.output
+    assert "curves:       2 kept checkpoints of the run measured" in result.output
+    result = runner.invoke(app, [*args, "--curve-checkpoints", "0", "--dry-run"])
+    assert result.exit_code == 0 and "curves:       stats.jsonl only" in result.output
 
     bad = run["root"] / "mvdream.txt"
     bad.write_text("a photo of a corgi wearing a hat\n")

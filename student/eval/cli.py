@@ -59,6 +59,12 @@ def evaluate(
     ),
     no_unseen: bool = typer.Option(False, "--no-unseen", help="Skip the unseen wordings."),
     unseen_seeds: int = typer.Option(2, min=1, help="Latents per unseen-wording prompt."),
+    curve_checkpoints: int = typer.Option(
+        3,
+        min=0,
+        help="Measure this many of the run's newest kept checkpoints for the curves against training "
+        "minutes (0 = only the accuracy stats.jsonl logged).",
+    ),
     out: Path = typer.Option(Path("eval"), help="Reports go to OUT/<run name>/."),
     clip: Path | None = typer.Option(
         None,
@@ -80,7 +86,7 @@ def evaluate(
 
     try:
         plan = _plan(ckpt, runs, shards, prompts, None if no_heldout else heldout, out, clip, train_prompts, seeds,
-                     heldout_seeds, None if no_unseen else unseen, unseen_seeds)  # fmt: skip
+                     heldout_seeds, None if no_unseen else unseen, unseen_seeds, curve_checkpoints)  # fmt: skip
         if dry_run:
             typer.echo("\n".join(plan.describe()))
             return
@@ -91,7 +97,10 @@ def evaluate(
     _run(plan, G, G_raw, encode, quiet, threads)
 
 
-def _plan(ckpt, runs, shards, prompts, heldout, out, clip, train_prompts, seeds, heldout_seeds, unseen, unseen_seeds):
+def _plan(
+    ckpt, runs, shards, prompts, heldout, out, clip, train_prompts, seeds, heldout_seeds, unseen, unseen_seeds, curves
+):
+    from student.eval.curves import CurveConfig
     from student.eval.inputs import (
         EvalInputError,
         check_encoder,
@@ -108,8 +117,9 @@ def _plan(ckpt, runs, shards, prompts, heldout, out, clip, train_prompts, seeds,
     sets = read_prompt_sets(shards, prompts, heldout)
     check_encoder(sets, info.config.text_encoder, info.config.text_dim)
     config = ReportConfig(
-        train_prompts=train_prompts, seeds=seeds, heldout_seeds=heldout_seeds, unseen_seeds=unseen_seeds
-    )
+        train_prompts=train_prompts, seeds=seeds, heldout_seeds=heldout_seeds, unseen_seeds=unseen_seeds,
+        curves=CurveConfig(checkpoints=curves),
+    )  # fmt: skip
     return make_plan(info, sets, config, out, clip_path=clip, unseen=_unseen(unseen, sets))
 
 

@@ -99,9 +99,15 @@ def _nice_step(span: float, ticks: int = 5) -> float:
 
 
 def curve_figure(
-    title: str, series: dict[str, list[tuple[int, float]]], size: tuple[int, int] = (720, 360)
+    title: str,
+    series: dict[str, list[tuple[float, float]]],
+    size: tuple[int, int] = (720, 360),
+    x_label: str = "step",
+    y_max: float = 1.0,
+    empty_note: str = "no oracle evaluations in stats.jsonl",
 ) -> Image.Image:
-    """Accuracy (0-1) against training step, one line per series, legend on the right."""
+    """Values in [0, y_max] (accuracy by default) against training step or minutes, one line per series, legend
+    on the right."""
     font = _font()
     width, height = size
     left, right, top, bottom = 50, 170, 34, 40
@@ -114,18 +120,18 @@ def curve_figure(
     x_max = math.ceil(max_step / step_tick) * step_tick
 
     def px(step: float, value: float) -> tuple[float, float]:
-        return left + (x1 - left) * step / x_max, y1 - (y1 - top) * value
+        return left + (x1 - left) * step / x_max, y1 - (y1 - top) * min(max(value, 0.0), y_max) / y_max
 
-    for k in range(5):  # accuracy grid every 0.25
-        _, y = px(0, k / 4)
+    for k in range(5):  # value grid every quarter of the range
+        _, y = px(0, k * y_max / 4)
         draw.line([(left, y), (x1, y)], fill=LIGHT)
-        draw.text((8, y - 7), f"{k / 4:.2f}", font=font, fill=GREY)
+        draw.text((8, y - 7), f"{k * y_max / 4:.3g}", font=font, fill=GREY)
     for k in range(int(round(x_max / step_tick)) + 1):
         x, _ = px(k * step_tick, 0)
         draw.line([(x, y1), (x, y1 + 4)], fill=GREY)
         label = f"{k * step_tick:g}"
         draw.text((x - _text_size(font, label)[0] / 2, y1 + 6), label, font=font, fill=GREY)
-    draw.text(((left + x1) / 2 - 12, height - 18), "step", font=font, fill=GREY)
+    draw.text(((left + x1) / 2 - 12, height - 18), x_label, font=font, fill=GREY)
     draw.rectangle((left, top, x1, y1), outline=GREY)
     for n, (name, points) in enumerate(series.items()):
         colour = PALETTE[n % len(PALETTE)]
@@ -138,7 +144,7 @@ def curve_figure(
         draw.line([(x1 + 12, ly + 7), (x1 + 36, ly + 7)], fill=colour, width=3)
         draw.text((x1 + 42, ly), name, font=font, fill=BLACK)
     if not series:
-        draw.text((left + 12, top + 12), "no oracle evaluations in stats.jsonl", font=font, fill=GREY)
+        draw.text((left + 12, top + 12), empty_note, font=font, fill=GREY)
     return image
 
 
@@ -176,3 +182,14 @@ def preview_figure(
             tile = Image.fromarray(np.ascontiguousarray(img)).resize((cell, cell), Image.Resampling.NEAREST)
             image.paste(tile, (label_w + j * (cell + gap), y))
     return image
+
+
+def stack_figures(images: Sequence[Image.Image]) -> Image.Image:
+    """Figures one above the other on white, left-aligned."""
+    width = max(im.width for im in images)
+    out = Image.new("RGB", (width, sum(im.height for im in images)), WHITE)
+    y = 0
+    for im in images:
+        out.paste(im, (0, y))
+        y += im.height
+    return out

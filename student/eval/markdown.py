@@ -130,6 +130,28 @@ def _unseen(u: dict) -> list[str]:
     ]
 
 
+def _curves(curves: dict) -> list[str]:
+    keys = ["train/colour", "train/shape", "heldout/colour", "heldout/shape", "diversity/yaw", "diversity/scale",
+            "diversity/shade", "diversity/image_l1", "chamfer/train", "chamfer/heldout", "chamfer/perfect"]  # fmt: skip
+    present = [k for k in keys if any(p.get(k) is not None for p in curves["points"])]
+    rows = [
+        [str(p["step"]), _num(p["minutes"], 1), *(_num(p.get(k), 4 if k.startswith("chamfer") else 2) for k in present)]
+        for p in curves["points"]
+    ]
+    return [
+        "## Curves",
+        "",
+        "The run's kept checkpoints, each measured with the same lighter settings (`student/eval/curves.py`): oracle "
+        "accuracy, diversity ratios (G_ema) and Chamfer against training minutes. The oracle accuracy the trainer "
+        "logged is in the training curve below.",
+        "",
+        f"![curves]({curves['figure']})",
+        "",
+        *_table(["step", "minutes", *present], rows),
+        "",
+    ]
+
+
 def _frame(frame: dict) -> list[str]:
     rows = [["teacher", _num(frame["teacher"]["mean"], 4), _num(frame["teacher"]["max"], 3),
              _num(frame["teacher"]["visible_fraction"], 3), ""]]  # fmt: skip
@@ -203,6 +225,8 @@ def render_report(metrics: dict) -> str:
         lines += _frame(metrics["frame"])
     if metrics.get("unseen"):
         lines += _unseen(metrics["unseen"])
+    if metrics.get("curves"):
+        lines += _curves(metrics["curves"])
     if metrics["clip"]:
         lines += _clip(metrics["clip"])
     lines += _training(metrics["training"])

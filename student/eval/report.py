@@ -31,8 +31,9 @@ from pipeline.procedural import AttributeOracle, PromptError, parse_prompt
 from student.config import to_dict
 from student.eval.attributes import AttributeResult, evaluate_attributes
 from student.eval.clip_metrics import ClipConfig, ClipModel, render_clip_views, score_clip_views
+from student.eval.curves import CurveConfig, curve_work, measure_run
 from student.eval.diversity import DiversityConfig, DiversityResult, cover_shapes, evaluate_diversity
-from student.eval.figures import confusion_figure, curve_figure, preview_figure, save_png
+from student.eval.figures import confusion_figure, curve_figure, preview_figure, save_png, stack_figures
 from student.eval.frame import compare_frames
 from student.eval.inputs import CheckpointInfo, EvalInputError, PromptSets, embed_prompts
 from student.eval.markdown import SET_NAMES, render_report
@@ -41,7 +42,7 @@ from student.eval.oracle_accuracy import make_eval_set, spread
 from student.eval.training_log import TrainingLog, read_training_log
 from student.eval.unseen import UnseenSet, evaluate_unseen
 from student.model.generator import TriplaneGenerator
-from student.run_layout import load_training_prompts
+from student.run_layout import load_training_prompts, run_checkpoints
 
 PREVIEW_CLIP_PROMPTS = 8  # rows of the preview when only CLIP renders exist
 PREVIEW_SEEDS = 4  # teacher seeds and student latents shown per prompt
@@ -56,6 +57,7 @@ class ReportConfig:
     chunk: int = 8  # samples rendered together
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
     diversity: DiversityConfig = field(default_factory=DiversityConfig)
+    curves: CurveConfig = field(default_factory=CurveConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
 
     def __post_init__(self) -> None:
@@ -82,6 +84,7 @@ class ReportPlan:
     train_all: list[str] = field(default_factory=list)  # every training prompt (the nearest-neighbour baseline's)
     unseen: UnseenSet | None = None  # unseen wordings (procedural runs only)
     unseen_path: Path | None = None
+    curve_checkpoints: list[Path] = field(default_factory=list)  # the run's kept checkpoints measured for curves
 
     @property
     def resolution(self) -> int:
@@ -116,6 +119,7 @@ class ReportPlan:
     def work(self) -> int:
         """Progress units: rendered samples, meshes, diversity prompts."""
         procedural = self.oracle_samples + self.geometry_samples + len(self.diversity_prompts) + self.unseen_samples
+        procedural += curve_work(self.config.curves, len(self.train), len(self.heldout), len(self.curve_checkpoints))
         return (procedural if self.procedural else 0) + len(self.clip_prompts) * self.config.clip.seeds
 
     def describe(self) -> list[str]:
@@ -135,6 +139,10 @@ class ReportPlan:
                 "oracle vs the nearest training prompt's labels"
                 if self.unseen is not None
                 else "unseen:       off (no unseen-wordings file)",
+                f"curves:       {len(self.curve_checkpoints)} kept checkpoints of the run measured (oracle, diversity, "
+                "Chamfer) against training minutes"
+                if self.curve_checkpoints
+                else "curves:       stats.jsonl only (no kept checkpoints of a run to measure)",
             ]
         else:
             lines.append(
@@ -186,7 +194,16 @@ def make_plan(
         train_all=list(sets.train),
         unseen=unseen[1] if unseen is not None and reason is None else None,
         unseen_path=Path(unseen[0]) if unseen is not None and reason is None else None,
+        curve_checkpoints=_curve_checkpoints(info, config.curves.checkpoints) if reason is None else [],
     )
+
+
+def _curve_checkpoints(info: CheckpointInfo, n: int) -> list[Path]:
+    """The newest n kept checkpoints of the checkpoint's run up to it, oldest first ([] outside a run)."""
+    if info.run_dir is None or n == 0:
+        return []
+    kept = [path for step, path in run_checkpoints(info.run_dir) if info.step is None or step <= info.step]
+    return kept[-n:]
 
 
 def _not_procedural(teacher: str | None, prompts: list[str]) -> str | None:
@@ -247,6 +264,7 @@ def run_report(
         "diversity": None,
         "frame": None,
         "unseen": None,
+        "curves": None,
         "clip": None,
     }
     attributes: dict[str, AttributeResult] = {}
@@ -285,6 +303,13 @@ def run_report(
             if plan.unseen is not None:
                 with stage("unseen"):
                     metrics["unseen"] = _unseen(plan, G, encode, oracle, bar.update)
+            if plan.curve_checkpoints:
+                with stage("curves"):
+                    points = measure_run(
+                        plan.curve_checkpoints, (ckpt.path, G), plan.train, plan.heldout, embedding, cfg.curves,
+                        bar.update, gt if _same_ground_truth(cfg.curves.geometry, cfg.geometry) else None,
+                    )  # fmt: skip
+                    metrics["curves"] = {"points": points, "figure": "curves.png"}
         if plan.clip_path is not None:
             with stage("clip"):
                 clip = ClipModel(plan.clip_path, device=G.device)
@@ -300,7 +325,7 @@ def run_report(
         "last_eval": log.last_eval,
         "curve": "training_curve.png" if log.evals else None,
     }
-    figures = _figures(plan, attributes, diversity, clip_views, log)
+    figures = _figures(plan, attributes, diversity, clip_views, log, (metrics["curves"] or {}).get("points"))
     metrics["files"] = ["report.md", "metrics.json", *figures]
     metrics["timings_s"] = {**stage.timings, "total": round(time.perf_counter() - started, 3)}
     _write(plan.out_dir, metrics, figures)
@@ -324,12 +349,47 @@ def _unseen(plan: ReportPlan, G: TriplaneGenerator, encode, oracle: AttributeOra
     return {"file": str(plan.unseen_path), "reference": source, **result}
 
 
+def _same_ground_truth(a: GeometryConfig, b: GeometryConfig) -> bool:
+    return (a.gt_grid, a.gt_seeds) == (b.gt_grid, b.gt_seeds)
+
+
+def _curve_panels(points: list[dict], log: TrainingLog) -> Image.Image:
+    """Accuracy, diversity ratios and Chamfer against training minutes, one panel each, stacked."""
+    minutes = [p["minutes"] for p in points]
+    x_label = "training minutes" if all(m is not None for m in minutes) else "step"
+    xs = minutes if x_label == "training minutes" else [p["step"] or 0 for p in points]
+
+    def series(prefix: str, names: list[str]) -> dict[str, list[tuple[float, float]]]:
+        out = {}
+        for name in names:
+            values = [(x, p.get(f"{prefix}{name}")) for x, p in zip(xs, points, strict=True)]
+            kept = [(x, v) for x, v in values if v is not None]
+            if kept:
+                out[f"{prefix}{name}"] = kept
+        return out
+
+    accuracy = series("", ["train/colour", "train/shape", "heldout/colour", "heldout/shape"])
+    diversity = series("diversity/", ["yaw", "scale", "shade", "image_l1"])
+    chamfer = series("chamfer/", ["train", "heldout", "perfect"])
+    top = max((v for s in diversity.values() for _, v in s), default=1.0)
+    worst = max((v for s in chamfer.values() for _, v in s), default=0.1)
+    note = "no measurable checkpoint"
+    return stack_figures([
+        curve_figure("oracle accuracy of the kept checkpoints", accuracy, x_label=x_label, empty_note=note),
+        curve_figure("diversity ratio student / teacher (G_ema)", diversity, x_label=x_label,
+                     y_max=max(1.25, round(top * 4 + 0.5) / 4), empty_note=note),
+        curve_figure("Chamfer distance (world units; perfect = teacher vs teacher)", chamfer, x_label=x_label,
+                     y_max=worst * 1.2, empty_note=note),
+    ])  # fmt: skip
+
+
 def _figures(
     plan: ReportPlan,
     attributes: dict[str, AttributeResult],
     diversity: DiversityResult | None,
     clip_views: np.ndarray | None,
     log: TrainingLog,
+    curves: list[dict] | None = None,
 ) -> dict[str, Image.Image]:
     """File name -> PIL image of every figure that applies."""
     out = {}
@@ -353,7 +413,13 @@ def _figures(
         rows = [(p, list(clip_views[i, 0])) for i, p in enumerate(prompts)]
         out["preview.png"] = preview_figure(rows, [f"view {v}" for v in range(clip_views.shape[2])])
     if log.evals:
-        out["training_curve.png"] = curve_figure("oracle accuracy during training (stats.jsonl)", log.series())
+        timed = bool(log.series("minutes"))
+        out["training_curve.png"] = curve_figure(
+            "oracle accuracy during training (stats.jsonl)", log.series("minutes" if timed else "step"),
+            x_label="training minutes" if timed else "step",
+        )  # fmt: skip
+    if curves:
+        out["curves.png"] = _curve_panels(curves, log)
     return out
 
 

@@ -23,13 +23,19 @@ class TrainingLog:
     def last_eval(self) -> dict | None:
         return self.evals[-1] if self.evals else None
 
-    def series(self) -> dict[str, list[tuple[int, float]]]:
-        """'train/colour' -> [(step, accuracy)] for every accuracy the records hold, in first-seen key order."""
-        out: dict[str, list[tuple[int, float]]] = {}
+    def series(self, x: str = "step") -> dict[str, list[tuple[float, float]]]:
+        """'train/colour' -> [(x, accuracy)] for every accuracy the records hold, in first-seen key order; x is the
+        step, or with x="minutes" the training wall-clock in minutes (records without `wall_s` are left out)."""
+        if x not in ("step", "minutes"):
+            raise ValueError(f"x must be 'step' or 'minutes', got {x!r}")
+        out: dict[str, list[tuple[float, float]]] = {}
         for record in self.evals:
+            if x == "minutes" and not isinstance(record.get("wall_s"), int | float):
+                continue
+            at = int(record["step"]) if x == "step" else float(record["wall_s"]) / 60
             for key, value in record.items():
                 if key.endswith(SERIES_SUFFIXES) and isinstance(value, int | float):
-                    out.setdefault(key, []).append((int(record["step"]), float(value)))
+                    out.setdefault(key, []).append((at, float(value)))
         return out
 
 
