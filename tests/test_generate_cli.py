@@ -220,3 +220,20 @@ print(json.dumps({{"code": code, "at_import": found(after_import), "after_run": 
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report == {"code": 0, "at_import": [], "after_run": [], "torch_at_import": False}, proc.stderr
     assert (tmp_path / "a.ply").stat().st_size > 1000
+
+
+def test_a_prompt_far_from_the_training_prompts_is_named_with_its_nearest(run, tiny_dir, tmp_path):
+    import shutil
+
+    from support.generation import HashTextEncoder
+
+    from student.run_layout import save_training_prompts
+
+    ckpt = shutil.copytree(tiny_dir, tmp_path / "ckpt")
+    save_training_prompts(ckpt, ["a red cube"], HashTextEncoder().encode(["a red cube"]).pooled)
+    flags = f"-o {tmp_path}/x.ply --grid 32 --level {LEVEL}"
+    code, _, err = run("a red cube", *flags.split(), ckpt=ckpt)
+    assert code == 0 and "far from" not in err, err
+    code, _, err = run("a teapot", *flags.split(), ckpt=ckpt)
+    assert code == 0, err
+    assert re.search(r"warning: prompt 'a teapot' is far .* nearest training prompt 'a red cube' at cosine", err), err
