@@ -83,17 +83,20 @@ bench: install
 	$(PY) bench/run_all.py
 
 demo: install
-	@echo "== 1/4 dump: $(PROMPTS) -> $(OUT) (finished shards are kept)"
+	@echo "== 1/5 dump: $(PROMPTS) -> $(OUT) (finished shards are kept)"
 	$(MAKE) --no-print-directory dump
-	@echo "== 2/4 train: preset $(PRESET), $(MINUTES) min budget (resumes the newest run)"
+	@echo "== 2/5 train: preset $(PRESET), $(MINUTES) min budget (resumes the newest run)"
 	$(MAKE) --no-print-directory train
-	@echo "== 3/4 generate: meshes and previews in out/demo/"
+	@echo "== 3/5 generate: meshes and previews in out/demo/"
 	mkdir -p out/demo
 	$(PY) -m student.generate.cli "a red cube" -o out/demo/red_cube.ply --num 2 --preview out/demo/red_cube.png --turntable out/demo/red_cube.gif
 	$(PY) -m student.generate.cli "a blue sphere" -o out/demo/blue_sphere.ply --preview out/demo/blue_sphere.png
 	$(PY) -m student.generate.cli --prompts-file $(HELDOUT) -o out/demo/heldout.ply --preview out/demo/heldout.png
 	$(PY) -m student.generate.cli --interpolate "a red cube" "a blue sphere" --steps 5 -o out/demo/interp.ply
-	@echo "== 4/4 eval"
+	$(PY) -m student.generate.cli "a red cube" -o out/demo/red_cube_textured.glb --faces 5000 --texture 512
+	@echo "== 4/5 eval"
 	$(MAKE) --no-print-directory eval
+	@echo "== 5/5 pictures: teacher/student grid, turntable, interpolation, training curve in out/demo/"
+	$(PY) -m student.eval.pictures_cli --ckpt $(TRAIN_DIR) --prompts $(PROMPTS) --heldout $(HELDOUT) --out out/demo
 	@run=$$(ls -d $(TRAIN_DIR)/[0-9]*-*/ | sort | tail -1); run=$${run%/}; \
-	echo "== done: meshes and previews in out/demo/, report in eval/$${run##*/}/report.md, checkpoints in $$run/checkpoints/"
+	echo "== done: meshes, previews and pictures in out/demo/, report in eval/$${run##*/}/report.md, checkpoints in $$run/checkpoints/"
