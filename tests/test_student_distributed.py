@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from support.student_data import make_procedural_shards, tiny_plan
 
 from student.run_layout import TRAIN_META, run_checkpoints
+from student.train.batch_stream import DataPosition
 from student.train.collectives import all_reduce_grads, any_rank, check_in_sync
 
 
@@ -73,3 +75,68 @@ def test_two_ray_train_cpu_workers_train_in_sync(tmp_path):
     assert step == 3 and meta["nimg"] == 3 * 4 * 2  # both workers' images count
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in stats if r["kind"] == "train"] == [1, 2, 3]
+
+
+def _train_worker(rank: int, world: int, init_file: str, plan, results) -> None:
+    from student.train.trainer import Trainer
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    trainer = Trainer(plan, rank=rank, world=world, progress_bar=False)
+    trainer.train()
+    results[rank] = (trainer.stream.position, {k: v.clone() for k, v in trainer.G.state_dict().items()})
+    dist.destroy_process_group()
+
+
+def _train(plan, tmp_path, name: str) -> dict:
+    results = mp.Manager().dict()
+    mp.spawn(_train_worker, args=(2, str(tmp_path / f"init-{name}"), plan, results), nprocs=2)
+    return dict(results)
+
+
+QUIET = {"checkpoint_every": 0, "preview_every": 0, "eval_every": 0}
+
+
+@pytest.fixture
+def uneven_shards(tmp_path):
+    """5 shards of 4 samples, batch 4: rank 0 of 2 reads 3 shards (3 batches an epoch), rank 1 reads 2 (2 batches),
+    so after 3 steps rank 0 stands at (epoch 0, batch 3) and rank 1 at (epoch 1, batch 1)."""
+    shards = make_procedural_shards(tmp_path / "shards", seeds=5, per_shard=4)
+    assert len(list(shards.glob("*.tar"))) == 5
+    return shards
+
+
+def test_a_two_worker_checkpoint_records_each_workers_own_data_position(uneven_shards, tmp_path):
+    ended = _train(tiny_plan(uneven_shards, tmp_path / "b", steps=3, **QUIET), tmp_path, "b")
+    ((_, checkpoint),) = run_checkpoints(tmp_path / "b")
+    meta = json.loads((checkpoint / TRAIN_META).read_text())
+    assert meta["data_by_rank"] == [{"epoch": 0, "batch": 3}, {"epoch": 1, "batch": 1}]
+    assert [ended[r][0] for r in range(2)] == [DataPosition(0, 3), DataPosition(1, 1)]
+
+
+@pytest.mark.slow  # three 2-process runs: ~35 s of CPU
+def test_each_data_parallel_worker_resumes_where_it_was_and_the_run_matches_an_uninterrupted_one(
+    uneven_shards, tmp_path
+):
+    straight = _train(tiny_plan(uneven_shards, tmp_path / "a", steps=5, **QUIET), tmp_path, "a")
+    _train(tiny_plan(uneven_shards, tmp_path / "b", steps=3, **QUIET), tmp_path, "b1")
+    ((_, checkpoint),) = run_checkpoints(tmp_path / "b")
+    plan = tiny_plan(uneven_shards, tmp_path / "b", resume_from=checkpoint, steps=5, **QUIET)
+    resumed = _train(plan, tmp_path, "b2")
+    expected = [DataPosition(1, 2), DataPosition(2, 1)]  # rank 0: 3 + 2 batches; rank 1: 2 + 2 + 1
+    assert [resumed[r][0] for r in range(2)] == [straight[r][0] for r in range(2)] == expected
+    a, b = straight[0][1], resumed[0][1]
+    assert all(torch.equal(a[k], b[k]) for k in a), "G differs from the uninterrupted run after a 2-worker resume"
+    final = json.loads((run_checkpoints(tmp_path / "b")[-1][1] / TRAIN_META).read_text())
+    assert final["step"] == 5 and final["data_by_rank"] == [{"epoch": 1, "batch": 2}, {"epoch": 2, "batch": 1}]
+
+
+def test_a_checkpoint_resumed_with_another_worker_count_restarts_the_data_order_at_the_next_epoch():
+    from student.train.state import _resume_position
+
+    meta = {"data_by_rank": [{"epoch": 0, "batch": 3}, {"epoch": 1, "batch": 1}]}
+    assert [_resume_position(meta, r, 2) for r in range(2)] == [DataPosition(0, 3), DataPosition(1, 1)]
+    assert _resume_position(meta, 0, 1) == DataPosition(2, 0)
+    assert [_resume_position(meta, r, 3) for r in range(3)] == [DataPosition(2, 0)] * 3
+    older = {"data": {"epoch": 4, "batch": 2}}  # a checkpoint written before positions were kept per worker
+    assert _resume_position(older, 0, 1) == DataPosition(4, 2)

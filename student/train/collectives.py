@@ -1,4 +1,5 @@
-"""The collectives one data-parallel training step needs: averaged gradients, a shared stop, a sync check.
+"""The collectives data-parallel training needs: averaged gradients, a shared stop, a sync check, and gathering
+each worker's data position for a checkpoint.
 
 Each is a no-op for a single worker, so the trainer calls them unconditionally. Gradients are averaged by hand
 (one flattened all-reduce per optimiser step) rather than by wrapping G and D in DistributedDataParallel: see
@@ -33,6 +34,16 @@ def any_rank(flag: bool, world: int, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
+
+
+def gather_ints(values: tuple[int, ...], world: int, device: torch.device) -> list[tuple[int, ...]]:
+    """Every worker's `values`, by rank, on every worker (each worker's own data position, for the checkpoint)."""
+    if world == 1:
+        return [tuple(values)]
+    mine = torch.tensor(values, dtype=torch.int64, device=device)
+    gathered = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(gathered, mine)
+    return [tuple(int(v) for v in t.tolist()) for t in gathered]
 
 
 def check_in_sync(module: nn.Module, world: int) -> None:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir
 from student.config import SCHEMA_VERSION, TrainConfig, to_dict
@@ -41,7 +43,7 @@ class Progress:
     nimg: int = 0  # real images shown to D, all workers together
     elapsed_s: float = 0.0  # training wall-clock, summed over resumed sessions
     cpu_s: float = 0.0  # CPU time of the training process, summed likewise (load-independent effort)
-    data: DataPosition = DataPosition()
+    data: DataPosition = DataPosition()  # this worker's position in its own shards
 
 
 def step_rng(seed: int, rank: int, step: int, device: torch.device | str = "cpu", stream: int = 0) -> torch.Generator:
@@ -87,10 +89,13 @@ def save_checkpoint(
     run_config: TrainConfig,
     loss_scaling: LossScaling | None = None,
     training_prompts: tuple[list[str], torch.Tensor] | None = None,
+    data_by_rank: Sequence[DataPosition] | None = None,
 ) -> Path:
     """Write one complete checkpoint directory atomically; returns its path.
 
     `training_prompts` (prompts (P,), embeddings (P, D)) is recorded for generation's out-of-reach warning.
+    `data_by_rank`: every data-parallel worker's data position, by rank (workers read different shards, so each
+    resumes from its own); default: `progress.data`, a single worker's.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +108,7 @@ def save_checkpoint(
         "nimg": progress.nimg,
         "elapsed_s": progress.elapsed_s,
         "cpu_s": progress.cpu_s,
-        "data": {"epoch": progress.data.epoch, "batch": progress.data.batch},
+        "data_by_rank": [{"epoch": p.epoch, "batch": p.batch} for p in (data_by_rank or [progress.data])],
         "opt_g_param_groups": g_groups,
         "opt_d_param_groups": d_groups,
         "precision": run_config.optim.precision,
@@ -128,9 +133,12 @@ def load_checkpoint(
     opt_g: torch.optim.Optimizer,
     opt_d: torch.optim.Optimizer,
     loss_scaling: LossScaling | None = None,
+    rank: int = 0,
+    world: int = 1,
 ) -> Progress:
     """Restore models, optimiser states and fp16 loss scales in place from a checkpoint directory; returns where
-    training stood. The optimisers keep the hyper-parameters they were built with (the resumed run's config)."""
+    training stood, with worker `rank`'s own data position. The optimisers keep the hyper-parameters they were
+    built with (the resumed run's config)."""
     path = Path(path)
     check_training_files(path)
     meta = read_json_object(path / TRAIN_META)
@@ -151,8 +159,25 @@ def load_checkpoint(
             group.update(hyper)
     if loss_scaling is not None:
         loss_scaling.load_state_dict(meta.get("loss_scaling", {}))
-    data = DataPosition(int(meta["data"]["epoch"]), int(meta["data"]["batch"]))
+    data = _resume_position(meta, rank, world)
     return Progress(int(meta["step"]), int(meta["nimg"]), float(meta["elapsed_s"]), float(meta["cpu_s"]), data)
+
+
+def _resume_position(meta: dict, rank: int, world: int) -> DataPosition:
+    """Worker `rank`'s data position. With as many workers as wrote the checkpoint each resumes exactly where it
+    was. With another count the shards are dealt out differently, so no position carries over: every worker
+    starts the epoch after the furthest one reached (no sample is seen twice within an epoch)."""
+    by_rank = meta["data_by_rank"] if "data_by_rank" in meta else [meta["data"]]  # older: one worker's "data"
+    saved = [DataPosition(int(p["epoch"]), int(p["batch"])) for p in by_rank]
+    if len(saved) == world:
+        return saved[rank]
+    epoch = max(p.epoch for p in saved) + 1
+    if rank == 0:
+        tqdm.write(
+            f"resuming {len(saved)} data-parallel worker(s)' checkpoint with {world}: the shards are dealt out "
+            f"anew, so the data order restarts at epoch {epoch}"
+        )
+    return DataPosition(epoch, 0)
 
 
 def read_run_config(path: Path) -> dict:

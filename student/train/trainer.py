@@ -26,8 +26,8 @@ from student.model.discriminator import Discriminator, resize
 from student.model.generator import TriplaneGenerator
 from student.precision import autocast, full_precision
 from student.run_layout import RunDir, run_checkpoints
-from student.train.batch_stream import BatchStream, rank_shards
-from student.train.collectives import all_reduce_grads, any_rank, check_in_sync
+from student.train.batch_stream import BatchStream, DataPosition, rank_shards
+from student.train.collectives import all_reduce_grads, any_rank, check_in_sync, gather_ints
 from student.train.ema import ema_beta, update_ema
 from student.train.interrupt import GracefulStop
 from student.train.loss import (
@@ -94,7 +94,7 @@ class Trainer:
         if plan.resume_from is not None:
             self.progress = load_checkpoint(
                 plan.resume_from, G=self.G, G_ema=self.G_ema, D=self.D, opt_g=self.opt_g, opt_d=self.opt_d,
-                loss_scaling=self.scaling,
+                loss_scaling=self.scaling, rank=rank, world=world,
             )  # fmt: skip
         self.stream = BatchStream(
             rank_shards(plan.shards, rank, world),
@@ -212,13 +212,24 @@ class Trainer:
             raise NonFiniteLossError(f"{bad[0]} = {bad[1]} at step {step}; last good checkpoint: {where}")
 
     # --- the loop ------------------------------------------------------------------------------------------
-    def save(self) -> Path:
+    def data_positions(self) -> list[DataPosition]:
+        """Every worker's data position, by rank (a collective: all workers call it at the same step)."""
+        mine = (self.stream.position.epoch, self.stream.position.batch)
+        return [DataPosition(*p) for p in gather_ints(mine, self.world, self.device)]
+
+    def save(self, data_by_rank: list[DataPosition] | None = None) -> Path:
+        """Write the checkpoint of the current step (main worker); `data_by_rank` from `data_positions`, which a
+        single worker may leave out."""
+        if data_by_rank is None:
+            if self.world != 1:
+                raise ValueError("a data-parallel checkpoint needs every worker's data position (data_positions())")
+            data_by_rank = [self.progress.data]
         run_dir = self.plan.run_dir
         path = RunDir(run_dir).checkpoint(self.progress.step)
         save_checkpoint(
             path, G=self.G, G_ema=self.G_ema, D=self.D, opt_g=self.opt_g, opt_d=self.opt_d,
             progress=self.progress, run_config=self.cfg, loss_scaling=self.scaling,
-            training_prompts=(self.plan.dataset.prompts, self.plan.dataset.embeddings),
+            training_prompts=(self.plan.dataset.prompts, self.plan.dataset.embeddings), data_by_rank=data_by_rank,
         )  # fmt: skip
         self.last_checkpoint = path
         for _, old in run_checkpoints(run_dir)[: -self.cfg.schedule.keep_checkpoints]:
@@ -259,23 +270,26 @@ class Trainer:
                     data=self.stream.position,
                 )
                 bar.update(1)
+                step = self.progress.step
+                due = bool(sched.checkpoint_every) and step % sched.checkpoint_every == 0
+                positions = self.data_positions() if due else None  # a collective: every worker takes part
+                saved_step = step if due else saved_step
                 if not main:
                     continue
-                step = self.progress.step
                 monitor.log(self.progress, values, time.monotonic() - step_started)
                 bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in values.items() if k.startswith("loss/")})
                 if sched.eval_every and step % sched.eval_every == 0:
                     monitor.evaluate(self.progress)
                 if sched.preview_every and step % sched.preview_every == 0:
                     monitor.preview(self.progress)
-                if sched.checkpoint_every and step % sched.checkpoint_every == 0:
-                    self.save()
-                    saved_step = step
+                if positions is not None:
+                    self.save(positions)
         bar.close()
         check_in_sync(self.G, self.world)
         check_in_sync(self.D, self.world)
+        positions = self.data_positions() if saved_step != self.progress.step else None
         if main:
-            if saved_step != self.progress.step:
-                self.save()
+            if positions is not None:
+                self.save(positions)
             monitor.finish(self.progress, stop.requested, self.last_checkpoint)
         return self.progress
