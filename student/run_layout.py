@@ -5,6 +5,7 @@
         config.json                             RUN_CONFIG: the resolved run config
         stats.jsonl                             STATS: the run's log (`student/train/stats.py`)
         previews/step-00000600.png              PREVIEWS_DIR, step_name(600) + ".png"
+        previews/prompts.txt                    PREVIEW_INDEX: the prompt and seed of each grid row
         checkpoints/step-00000600/              CHECKPOINTS_DIR, step_name(600)
           config.json + model.safetensors       MODEL_CONFIG, MODEL_WEIGHTS: the EMA generator
           train_state.safetensors               TRAIN_STATE: G, D and both Adam states
@@ -34,6 +35,7 @@ RUNS_ROOT = Path("runs/train")
 RUN_CONFIG = "config.json"
 STATS = "stats.jsonl"
 PREVIEWS_DIR = "previews"
+PREVIEW_INDEX = "prompts.txt"
 CHECKPOINTS_DIR = "checkpoints"
 MODEL_CONFIG = "config.json"
 MODEL_WEIGHTS = "model.safetensors"
@@ -97,6 +99,10 @@ class RunDir:
 
     def preview(self, step: int) -> Path:
         return self.previews / f"{step_name(step)}.png"
+
+    @property
+    def preview_index(self) -> Path:
+        return self.previews / PREVIEW_INDEX
 
 
 def run_dirs(root: str | Path) -> list[tuple[int, str, Path]]:
@@ -170,6 +176,12 @@ def run_of_checkpoint(path: str | Path) -> RunDir | None:
     """The run a checkpoint folder belongs to, None for a checkpoint outside a run's `checkpoints/`."""
     path = Path(path)
     return RunDir(path.parent.parent) if path.parent.name == CHECKPOINTS_DIR else None
+
+
+def run_dir_for(path: str | Path) -> Path:
+    """The run folder a checkpoint belongs to; a folder outside a run's `checkpoints/` is its own run folder."""
+    run = run_of_checkpoint(path)
+    return run.path if run is not None else Path(path)
 
 
 def check_model_files(folder: Path) -> None:

@@ -31,6 +31,7 @@ def test_one_step_pattern_names_and_parses_every_step():
     assert run.checkpoint(600) == Path("runs/train/00002-cpu/checkpoints/step-00000600")
     assert run.preview(600) == Path("runs/train/00002-cpu/previews/step-00000600.png")
     assert (run.stats.name, run.config.name) == ("stats.jsonl", "config.json")
+    assert run.preview_index == Path("runs/train/00002-cpu/previews/prompts.txt")
 
 
 def fake_checkpoint(folder: Path, weights: bool = True) -> Path:
@@ -67,6 +68,8 @@ def test_the_newest_checkpoint_is_the_last_complete_step_of_the_highest_numbered
     assert run_layout.next_run_dir(tmp_path / "none", "cpu") == tmp_path / "none" / "00000-cpu"
     assert run_layout.run_of_checkpoint(given) == RunDir(root / "00000-cpu")
     assert run_layout.run_of_checkpoint(tmp_path / "exported") is None
+    assert run_layout.run_dir_for(given) == root / "00000-cpu"
+    assert run_layout.run_dir_for(tmp_path / "exported") == tmp_path / "exported"
     assert run_layout.checkpoint_step(given) == (5, None)  # no trainer state: the step its name spells
 
 

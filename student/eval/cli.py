@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from student.run_layout import RUNS_ROOT
+
 if TYPE_CHECKING:  # imported inside the commands, so that `--help` answers at once
     from student.model.generator import TriplaneGenerator
 
@@ -43,7 +45,7 @@ def evaluate(
     ckpt: Path | None = typer.Option(
         None, help="Checkpoint folder, or a run folder (its newest). [default: the newest under --runs]"
     ),
-    runs: Path = typer.Option(Path("runs/train"), help="Where training runs live (to find the newest checkpoint)."),
+    runs: Path = typer.Option(RUNS_ROOT, help="Where training runs live (to find the newest checkpoint)."),
     shards: Path | None = typer.Option(
         None, help="Shard directory trained on: its prompts and their stored text embeddings."
     ),

@@ -216,13 +216,13 @@ def diversity_series(
     """Diversity ratios (student / teacher spread) of up to `curve_checkpoints` checkpoints against minutes."""
     from student.eval.diversity import DiversityConfig, evaluate_diversity
     from student.generate.loading import load_generator
-    from student.run_layout import run_checkpoints
+    from student.run_layout import RunDir, run_checkpoints
 
     checkpoints = run_checkpoints(run_dir)
     if len(checkpoints) > config.curve_checkpoints:
         pick = np.linspace(0, len(checkpoints) - 1, config.curve_checkpoints).round().astype(int)
         checkpoints = [checkpoints[i] for i in sorted(set(pick.tolist()))]
-    times = step_minutes(run_dir / "stats.jsonl")
+    times = step_minutes(RunDir(run_dir).stats)
     if not checkpoints or not times:
         return {}
     steps, minutes = zip(*times, strict=True)

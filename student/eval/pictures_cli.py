@@ -34,6 +34,7 @@ def pictures(
     from student.generate.api import ET3D
     from student.generate.errors import GenerationError
     from student.generate.loading import resolve_checkpoint
+    from student.run_layout import RunDir, run_dir_for
 
     config = pic.PicturesConfig(seeds=seeds, curve_checkpoints=curve_checkpoints)
     try:
@@ -44,7 +45,7 @@ def pictures(
     except (OSError, ValueError, GenerationError) as e:
         typer.echo(f"error: {str(e).splitlines()[0]}", err=True)
         raise typer.Exit(2) from None
-    run_dir = folder.parent.parent if folder.parent.name == "checkpoints" else folder
+    run_dir = run_dir_for(folder)
     out.mkdir(parents=True, exist_ok=True)
     typer.echo(f"pictures of {folder} -> {out}/")
     rows = pic.varied_prompts(train, config.train_prompts)
@@ -68,7 +69,7 @@ def pictures(
     )
 
     def curve():
-        accuracy = pic.accuracy_series(run_dir / "stats.jsonl")
+        accuracy = pic.accuracy_series(RunDir(run_dir).stats)
         diversity = pic.diversity_series(model, run_dir, rows, config)
         return pic.save_png(pic.training_curve(accuracy, diversity), out / "training_curve.png")
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import typer
 
+from student.run_layout import RUNS_ROOT
+
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
 
@@ -23,7 +25,7 @@ def train(
     ctx: typer.Context,
     data: Path = typer.Option(None, "--data", help="Shard directory written by the teacher dump."),
     preset: str = typer.Option("cpu", "--preset", help="paper | cpu | tiny."),
-    out: Path = typer.Option(Path("runs/train"), "--out", help="Root of the numbered run directories."),
+    out: Path = typer.Option(RUNS_ROOT, "--out", help="Root of the numbered run directories."),
     workers: int = typer.Option(
         1, "--workers", help="Data-parallel workers (Ray Train when > 1; RAY_ADDRESS for a cluster)."
     ),

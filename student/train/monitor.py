@@ -116,8 +116,8 @@ class Monitor:
     def preview(self, progress: Progress) -> Path:
         directory = self.run.previews
         directory.mkdir(exist_ok=True)
-        if not (directory / "prompts.txt").exists():
-            write_preview_index(directory, self.preview_prompts, PREVIEW_SEEDS)
+        if not self.run.preview_index.exists():
+            write_preview_index(self.run.preview_index, self.preview_prompts, PREVIEW_SEEDS)
         grid = render_preview(self.G_ema, self.preview_emb, PREVIEW_SEEDS, self.cfg.generator.camera)
         return save_preview(self.run.preview(progress.step), grid)
 

@@ -39,6 +39,7 @@ def save_preview(path: Path, grid: np.ndarray) -> Path:
     return path
 
 
-def write_preview_index(directory: Path, prompts: list[str], seeds: int) -> Path:
+def write_preview_index(path: Path, prompts: list[str], seeds: int) -> Path:
+    """The prompt and seed of each grid row, one a line (`RunDir.preview_index`)."""
     rows = [f"{prompt}\tseed {s}" for prompt in prompts for s in range(seeds)]
-    return atomic_write_text(Path(directory) / "prompts.txt", "\n".join(rows) + "\n")
+    return atomic_write_text(path, "\n".join(rows) + "\n")
