@@ -42,6 +42,7 @@ MODEL_WEIGHTS = "model.safetensors"
 TRAIN_STATE = "train_state.safetensors"
 TRAIN_META = "train_state.json"
 CHECKPOINT_RUN_CONFIG = "train_config.json"
+TRAIN_STATE_G = "G."  # TRAIN_STATE's key prefix of the trained (non-averaged) generator; "D.", "opt_g.", "opt_d."
 TRAINING_PROMPTS = "training_prompts.safetensors"
 MAX_TRAINING_PROMPTS = 10_000  # more are subsampled evenly: 10^4 x 1024-d in fp16 is 20 MB per checkpoint
 
@@ -234,6 +235,22 @@ def _check_safetensors(path: Path) -> None:
             f.keys()
     except Exception as e:  # safetensors raises its own SafetensorError as well as OSError
         raise CheckpointLayoutError(f"{path}: not a valid safetensors file ({first_line(e)})") from e
+
+
+def read_trained_generator_state(folder: str | Path) -> dict[str, torch.Tensor] | None:
+    """The trained, non-averaged generator's state dict from TRAIN_STATE (its tensors only); None for a folder
+    without trainer state (an exported model). Raises CheckpointLayoutError naming the file when unreadable."""
+    from safetensors import safe_open
+
+    path = Path(folder) / TRAIN_STATE
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            names = [k for k in f.keys() if k.startswith(TRAIN_STATE_G)]  # noqa: SIM118 (a safe_open handle)
+            return {k[len(TRAIN_STATE_G) :]: f.get_tensor(k) for k in names}
+    except Exception as e:  # safetensors raises its own error type besides OSError
+        raise CheckpointLayoutError(f"{path}: not a valid safetensors file ({first_line(e)})") from None
 
 
 def checkpoint_step(folder: Path) -> tuple[int | None, float | None]:

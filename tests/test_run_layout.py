@@ -114,6 +114,10 @@ def test_a_run_folder_round_trips_through_save_find_check_and_load(tmp_path, tra
     o_g, o_d = torch.optim.Adam(G2.parameters()), torch.optim.Adam(D2.parameters())
     restored = load_checkpoint(path, G=G2, G_ema=TriplaneGenerator(cfg.generator), D=D2, opt_g=o_g, opt_d=o_d)
     assert restored == progress
+    trained = run_layout.read_trained_generator_state(path)
+    assert trained.keys() == G.state_dict().keys()
+    assert all(torch.equal(trained[k], v) for k, v in G.state_dict().items())
+    assert run_layout.read_trained_generator_state(G.save_pretrained(tmp_path / "exported")) is None
     assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), G2.state_dict().values(), strict=True))
     assert torch.equal(o_d.state_dict()["state"][0]["exp_avg"], opt_d.state_dict()["state"][0]["exp_avg"])
 

@@ -163,20 +163,18 @@ def embed_prompts(
 
 def load_trained_generator(path: Path, ema: TriplaneGenerator) -> TriplaneGenerator | None:
     """The trained, non-averaged generator G of a training checkpoint, built like `ema` (its G_ema); None when
-    the folder holds no trainer state (an exported model). Only the "G." tensors are read."""
-    from safetensors import safe_open
-
+    the folder holds no trainer state (an exported model). Only G's tensors are read."""
     from student.model.generator import TriplaneGenerator
 
     state_path = Path(path) / TRAIN_STATE
-    if not state_path.is_file():
-        return None
     try:
-        with safe_open(str(state_path), framework="pt") as f:
-            names = [k for k in f.keys() if k.startswith("G.")]  # noqa: SIM118 (a safe_open handle, not a dict)
-            state = {k[2:]: f.get_tensor(k) for k in names}
+        state = run_layout.read_trained_generator_state(path)
+        if state is None:
+            return None
         G = TriplaneGenerator(ema.config)
         G.load_state_dict(state)
+    except CheckpointLayoutError as e:
+        raise EvalInputError(str(e)) from None
     except Exception as e:  # safetensors raises its own error type besides OSError / RuntimeError
         raise EvalInputError(f"{state_path}: the trained generator does not load ({type(e).__name__}: {e})") from None
     return G.to(ema.device).eval()

@@ -29,6 +29,7 @@ from student.run_layout import (
     CHECKPOINT_RUN_CONFIG,
     TRAIN_META,
     TRAIN_STATE,
+    TRAIN_STATE_G,
     check_training_files,
     read_json_object,
     save_training_prompts,
@@ -101,7 +102,7 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     g_tensors, g_groups = _optimizer_tensors("opt_g.", opt_g)
     d_tensors, d_groups = _optimizer_tensors("opt_d.", opt_d)
-    tensors = {**_prefixed("G.", G.state_dict()), **_prefixed("D.", D.state_dict()), **g_tensors, **d_tensors}
+    tensors = {**_prefixed(TRAIN_STATE_G, G.state_dict()), **_prefixed("D.", D.state_dict()), **g_tensors, **d_tensors}
     meta = {
         "schema_version": SCHEMA_VERSION,
         "step": progress.step,
@@ -147,7 +148,7 @@ def load_checkpoint(
             f"{path}: training state schema {meta.get('schema_version')!r}, this code reads {SCHEMA_VERSION}"
         )
     tensors = load_file(str(path / TRAIN_STATE))
-    G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
+    G.load_state_dict({k[len(TRAIN_STATE_G) :]: v for k, v in tensors.items() if k.startswith(TRAIN_STATE_G)})
     D.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")})
     G_ema.load_state_dict(TriplaneGenerator.from_pretrained(path).state_dict())
     for prefix, opt in (("opt_g.", opt_g), ("opt_d.", opt_d)):
