@@ -13,6 +13,7 @@ import numpy as np
 
 from pipeline.atomic import TMP_PREFIX
 from pipeline.prompts import prompt_id
+from pipeline.shard_index import ShardIndexError, read_index
 from pipeline.shard_reader import ShardFormatError, decode_sample, iter_tar_groups
 from pipeline.shards import META_FIELDS, SCHEMA_VERSION, Manifest, ShardSample, sample_key
 
@@ -111,6 +112,8 @@ def check_shards(directory: Path | str, *, expected_samples_per_prompt: int | No
                 report.num_samples += 1
         except ShardFormatError as e:
             report.errors.append(str(e))
+        if len(report.errors) == n_errors:  # a shard already at fault: its index adds nothing
+            _check_index(shard, keys_of.get(shard.name, []), report)
         if len(report.errors) > n_errors:
             report.bad_shards.append(shard.name)
     if len(dims) > 1:
@@ -124,6 +127,19 @@ def check_shards(directory: Path | str, *, expected_samples_per_prompt: int | No
         report.warnings.append(f"uneven samples per prompt: {sorted(set(per_prompt.values()))}")
     _check_manifest(d, keys_of, report)
     return report
+
+
+def _check_index(shard: Path, keys: list[str], report: CheckReport) -> None:
+    """The shard's index, where it has one, must be current and list the shard's keys."""
+    try:
+        index = read_index(shard)
+    except ShardIndexError as e:
+        report.errors.append(str(e))
+        return
+    if index is None:
+        report.warnings.append(f"{shard.name} has no index (the trainer builds it once; or run with --index)")
+    elif index["keys"] != keys:
+        report.errors.append(f"the index of {shard.name} lists other keys than the shard holds")
 
 
 def _check_manifest(d: Path, keys_of: dict[str, list[str]], report: CheckReport) -> None:

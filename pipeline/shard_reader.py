@@ -6,6 +6,8 @@ many shards as loader workers each worker reads every ``num_workers``-th shard, 
 worker reads all shards and keeps every ``num_workers``-th sample; each worker shuffles through a
 seeded buffer. `torch.utils.data.DataLoader` interleaves workers round-robin, so the same arguments
 give the same batches in the same order, which is what makes a resumed training run reproducible.
+With `views_per_sample` the loader decodes only that many of each sample's V views, picked by a generator
+seeded with (seed, epoch, key): PNG decoding is most of a loader's work, and a training step uses k of V.
 The files are ordinary WebDataset tars: `webdataset.WebDataset` reads them too.
 """
 
@@ -23,9 +25,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.shards import ShardSample
-
-_REQUIRED = ("txt", "json", "cameras.npy", "fovy.npy", "emb.npy")
+from pipeline.shard_index import estimate_background
+from pipeline.shards import (
+    BACKGROUND,
+    CAMERAS,
+    EMB,
+    FOVY,
+    META,
+    REQUIRED_MEMBERS,
+    TEXT,
+    ShardSample,
+    view_member,
+)
 
 
 class ShardFormatError(ValueError):
@@ -72,32 +83,53 @@ def _load_npy(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def decode_sample(key: str, group: dict[str, bytes], source: str = "<shard>") -> ShardSample:
-    """Decode one member group into a ShardSample, raising ShardFormatError naming what is wrong."""
-    missing = [s for s in _REQUIRED if s not in group]
+def decode_sample(
+    key: str, group: dict[str, bytes], source: str = "<shard>", views: Sequence[int] | None = None
+) -> ShardSample:
+    """Decode one member group into a ShardSample, raising ShardFormatError naming what is wrong.
+
+    views: which views to decode (and the cameras, fovy and background of only those), in this order;
+    None = all of them.
+    """
+    missing = [s for s in REQUIRED_MEMBERS if s not in group]
     if missing:
         raise ShardFormatError(f"{source}: sample {key} lacks {', '.join(missing)}")
     try:
-        meta = json.loads(group["json"].decode("utf-8"))
+        meta = json.loads(group[META].decode("utf-8"))
         num_views = int(meta["num_views"])
-        view_names = [f"{i}.png" for i in range(num_views)]
-        absent = [n for n in view_names if n not in group]
+        wanted = list(range(num_views)) if views is None else list(views)
+        if any(not 0 <= i < num_views for i in wanted):
+            raise ShardFormatError(f"{source}: sample {key} has {num_views} views, asked for {wanted}")
+        absent = [view_member(i) for i in range(num_views) if view_member(i) not in group]
         if absent:
             raise ShardFormatError(f"{source}: sample {key} lacks {', '.join(absent)}")
-        views = np.stack([np.asarray(Image.open(io.BytesIO(group[n])).convert("RGB")) for n in view_names])
+        images = np.stack([np.asarray(Image.open(io.BytesIO(group[view_member(i)])).convert("RGB")) for i in wanted])
+        cameras, fovy = _load_npy(group[CAMERAS]), _load_npy(group[FOVY])
+        # Schema 1.0 samples carry no background: estimate it from the decoded views, as the 1.1 writer does.
+        background = _load_npy(group[BACKGROUND]) if BACKGROUND in group else None
+        if views is not None:  # (all views: ShardSample checks the shapes against the views)
+            for name, arr in (("cameras", cameras), ("fovy", fovy), ("background", background)):
+                if arr is not None and arr.shape[:1] != (num_views,):
+                    raise ShardFormatError(
+                        f"{source}: sample {key}: {name} holds {arr.shape[0]} views, json {num_views}"
+                    )
+            cameras, fovy = cameras[wanted], fovy[wanted]
+            background = background[wanted] if background is not None else None
         return ShardSample(
             key=key,
-            prompt=group["txt"].decode("utf-8"),
+            prompt=group[TEXT].decode("utf-8"),
             seed=int(meta["seed"]),
-            views=views,
-            cameras=_load_npy(group["cameras.npy"]),
-            fovy=_load_npy(group["fovy.npy"]),
-            emb=_load_npy(group["emb.npy"]),
+            views=images,
+            cameras=cameras,
+            fovy=fovy,
+            emb=_load_npy(group[EMB]),
             meta=meta,
+            background=background if background is not None else estimate_background(images),
+            view_ids=None if views is None else tuple(wanted),
         )
     except ShardFormatError:
         raise
-    except (KeyError, ValueError, OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (KeyError, ValueError, IndexError, OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ShardFormatError(f"{source}: sample {key}: {type(e).__name__}: {e}") from e
 
 
@@ -116,6 +148,9 @@ class ShardBatch:
     fovy:    (B, V) float32
     emb:     (B, D) float32
     seeds:   (B,) int64
+    background: (B, V, 3) float32 in [0, 1]
+
+    V is the views decoded per sample: all of them, or the loader's `views_per_sample`.
     """
 
     keys: list[str]
@@ -125,6 +160,7 @@ class ShardBatch:
     cameras: torch.Tensor
     fovy: torch.Tensor
     emb: torch.Tensor
+    background: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -146,18 +182,40 @@ def collate_samples(samples: Sequence[ShardSample]) -> ShardBatch:
         cameras=torch.from_numpy(np.stack([s.cameras for s in samples])),
         fovy=torch.from_numpy(np.stack([s.fovy for s in samples])),
         emb=torch.from_numpy(np.stack([s.emb for s in samples])),
+        background=torch.from_numpy(np.stack([s.background for s in samples])),
     )
 
 
 class ShardDataset(torch.utils.data.IterableDataset):
     """Samples of a list of shards, shuffled deterministically per (seed, epoch, worker)."""
 
-    def __init__(self, shards: Sequence[Path | str], *, shuffle: bool = True, seed: int = 0, buffer: int = 256):
+    def __init__(
+        self,
+        shards: Sequence[Path | str],
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        buffer: int = 256,
+        views_per_sample: int | None = None,
+    ):
         if not shards:
             raise ValueError("no shards given")
+        if views_per_sample is not None and views_per_sample < 1:
+            raise ValueError(f"views_per_sample must be >= 1 or None (all), got {views_per_sample}")
         self.shards = [str(s) for s in shards]
-        self.shuffle, self.seed, self.buffer = shuffle, seed, buffer
+        self.shuffle, self.seed, self.buffer, self.views_per_sample = shuffle, seed, buffer, views_per_sample
         self.epoch = 0
+
+    def _decode(self, key: str, group: dict[str, bytes], source: str) -> ShardSample:
+        k = self.views_per_sample
+        if k is None:
+            return decode_sample(key, group, source)
+        num_views = sum(1 for name in group if name.endswith(".png"))
+        if k > num_views:
+            raise ShardFormatError(f"{source}: sample {key} has {num_views} views, the loader wants {k} of each")
+        # Seeded by the key, not the worker or position: the same sample gets the same views whatever the split.
+        picks = random.Random(f"{self.seed}:{self.epoch}:{key}:views").sample(range(num_views), k)
+        return decode_sample(key, group, source, views=picks)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -170,13 +228,14 @@ class ShardDataset(torch.utils.data.IterableDataset):
             random.Random(f"{self.seed}:{self.epoch}:shards").shuffle(order)
         if len(order) >= workers:
             for path in order[worker::workers]:
-                yield from read_shard(path)
+                for key, group in iter_tar_groups(path):
+                    yield self._decode(key, group, Path(path).name)
         else:
             index = 0
             for path in order:
                 for key, group in iter_tar_groups(path):
                     if index % workers == worker:
-                        yield decode_sample(key, group, Path(path).name)
+                        yield self._decode(key, group, Path(path).name)
                     index += 1
 
     def __iter__(self) -> Iterator[ShardSample]:
@@ -208,11 +267,15 @@ def make_loader(
     epoch: int = 0,
     drop_last: bool = True,
     buffer: int = 256,
+    views_per_sample: int | None = None,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader of `ShardBatch` for one epoch (call again with epoch+1 for the next)."""
+    """A DataLoader of `ShardBatch` for one epoch (call again with epoch+1 for the next).
+
+    The trainer's endless, resumable stream over epochs is `student.train.batch_stream.BatchStream`.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    dataset = ShardDataset(shards, shuffle=shuffle, seed=seed, buffer=buffer)
+    dataset = ShardDataset(shards, shuffle=shuffle, seed=seed, buffer=buffer, views_per_sample=views_per_sample)
     dataset.set_epoch(epoch)
     return torch.utils.data.DataLoader(
         dataset,
@@ -222,18 +285,3 @@ def make_loader(
         drop_last=drop_last,
         persistent_workers=False,
     )
-
-
-def iter_batches(
-    shards: Sequence[Path | str], batch_size: int, *, num_workers: int = 0, seed: int = 0, start_epoch: int = 0, **kw
-) -> Iterator[tuple[int, ShardBatch]]:
-    """Endless (epoch, batch) stream: epoch after epoch, each reshuffled by (seed, epoch)."""
-    epoch = start_epoch
-    while True:
-        produced = 0
-        for batch in make_loader(shards, batch_size, num_workers=num_workers, seed=seed, epoch=epoch, **kw):
-            produced += 1
-            yield epoch, batch
-        if produced == 0:
-            raise ValueError(f"an epoch over {len(shards)} shard(s) produced no batch of {batch_size}")
-        epoch += 1

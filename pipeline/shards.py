@@ -9,10 +9,15 @@ Tar members of a sample ``{key}`` (``key = {prompt_id}_{seed:06d}``, no dots, do
 | ``{key}.cameras.npy``          | float32 (V, 4, 4) cam-to-world at render radius (world z up)   |
 | ``{key}.fovy.npy``             | float32 (V,) vertical field of view in degrees                 |
 | ``{key}.emb.npy``              | float32 (D,) pooled text embedding                             |
-| ``{key}.json``                 | schema version, prompt_id, seed, teacher + config hash, text encoder + dim, V, resolution |
+| ``{key}.background.npy``       | float32 (V, 3) background colour of each view in [0, 1] (1.1)  |
+| ``{key}.json``                 | schema version (+ minor), prompt_id, seed, teacher + config hash, text encoder + dim, V, resolution |
 
-Shards are deterministic tars (sorted members, mtime 0, uid 0), written atomically and never
-modified after the rename. Reading lives in `shard_reader.py`, validation in `shard_check.py`.
+Schema 1.1 (``schema_minor`` 1 in the json) adds the background member; a 1.0 sample lacks both, and its
+readers estimate the background from the views (`pipeline.shard_index.estimate_background`). Beside each
+shard the writer puts its index (`shard_index.py`), beside the directory the dump puts `dataset.json`;
+`pipeline/dataset.py` reads both. Shards are deterministic tars (sorted members, mtime 0, uid 0), written
+atomically and never modified after the rename. Reading lives in `shard_reader.py`, validation in
+`shard_check.py`. The member names below are the only spelling of them.
 """
 
 from __future__ import annotations
@@ -29,10 +34,24 @@ from PIL import Image
 
 from pipeline.atomic import atomic_write_bytes, atomic_write_json
 from pipeline.prompts import prompt_id as compute_prompt_id
+from pipeline.shard_index import estimate_background, index_path, shard_index, write_index
 
 SCHEMA_VERSION = 1
+SCHEMA_MINOR = 1  # 1.1: the background member; readers accept 1.0 samples
 SHARD_PATTERN = "shard-{index:06d}.tar"
 MANIFEST_NAME = "manifest.jsonl"
+DATASET_INFO = "dataset.json"
+
+# Member suffixes of a sample (the part after ``{key}.``).
+TEXT, META, CAMERAS, FOVY, EMB, BACKGROUND = "txt", "json", "cameras.npy", "fovy.npy", "emb.npy", "background.npy"
+REQUIRED_MEMBERS = (TEXT, META, CAMERAS, FOVY, EMB)
+
+
+def view_member(i: int) -> str:
+    """The suffix of view i: ``{i}.png``."""
+    return f"{i}.png"
+
+
 META_FIELDS = (
     "schema_version",
     "prompt_id",
@@ -66,6 +85,7 @@ def make_sample_meta(
 ) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
+        "schema_minor": SCHEMA_MINOR,
         "prompt_id": compute_prompt_id(prompt),
         "seed": int(seed),
         "teacher": teacher,
@@ -85,6 +105,8 @@ class ShardSample:
     cameras: (V, 4, 4) float32
     fovy:    (V,) float32
     emb:     (D,) float32
+    background: (V, 3) float32 in [0, 1], the colour around the object in each view; None = estimate it
+    view_ids: which of the sample's views `views` holds (a loader may decode only some); None = all, in order
     """
 
     key: str
@@ -95,6 +117,8 @@ class ShardSample:
     fovy: np.ndarray
     emb: np.ndarray
     meta: dict
+    background: np.ndarray | None = None
+    view_ids: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         v = self.views.shape[0]
@@ -108,6 +132,10 @@ class ShardSample:
             )
         if self.fovy.shape != (v,) or self.fovy.dtype != np.float32:
             raise ValueError(f"{self.key}: fovy must be float32 ({v},), got {self.fovy.dtype} {self.fovy.shape}")
+        if self.background is not None and (self.background.shape != (v, 3) or self.background.dtype != np.float32):
+            raise ValueError(
+                f"{self.key}: background must be float32 ({v}, 3), got {self.background.dtype} {self.background.shape}"
+            )
         if self.emb.ndim != 1 or self.emb.dtype != np.float32:
             raise ValueError(f"{self.key}: emb must be float32 (D,), got {self.emb.dtype} {self.emb.shape}")
         if "." in self.key:
@@ -128,15 +156,19 @@ def _png_bytes(img: np.ndarray) -> bytes:
 
 def encode_sample(sample: ShardSample) -> dict[str, bytes]:
     """Member suffix -> bytes for one sample (the suffix follows ``{key}.``)."""
+    if sample.view_ids is not None:
+        raise ValueError(f"{sample.key}: holds only views {sample.view_ids}; write whole samples")
+    background = sample.background if sample.background is not None else estimate_background(sample.views)
     members = {
-        "txt": sample.prompt.encode("utf-8"),
-        "cameras.npy": _npy_bytes(sample.cameras),
-        "fovy.npy": _npy_bytes(sample.fovy),
-        "emb.npy": _npy_bytes(sample.emb),
-        "json": json.dumps(sample.meta, sort_keys=True).encode("utf-8"),
+        TEXT: sample.prompt.encode("utf-8"),
+        CAMERAS: _npy_bytes(sample.cameras),
+        FOVY: _npy_bytes(sample.fovy),
+        EMB: _npy_bytes(sample.emb),
+        BACKGROUND: _npy_bytes(background),
+        META: json.dumps(sample.meta, sort_keys=True).encode("utf-8"),
     }
     for i, view in enumerate(sample.views):
-        members[f"{i}.png"] = _png_bytes(view)
+        members[view_member(i)] = _png_bytes(view)
     return members
 
 
@@ -159,8 +191,25 @@ def encode_shard(samples: Sequence[ShardSample]) -> bytes:
 
 
 def write_shard(path: Path | str, samples: Sequence[ShardSample]) -> Path:
-    """Encode and write one shard atomically; returns its path."""
-    return write_shard_bytes(path, encode_shard(samples))
+    """Encode and write one shard and then its index atomically; returns the shard's path."""
+    data = encode_shard(samples)
+    path = write_shard_bytes(path, data)
+    write_index(index_path(path), index_of_samples(samples, len(data)))
+    return path
+
+
+def index_of_samples(samples: Sequence[ShardSample], shard_bytes: int) -> dict:
+    """The index (`pipeline.shard_index`) of a shard of these samples, `shard_bytes` long."""
+    return shard_index(
+        keys=[s.key for s in samples],
+        prompts=[s.prompt for s in samples],
+        emb=[s.emb for s in samples],
+        cameras=[s.cameras for s in samples],
+        fovy=[s.fovy for s in samples],
+        background=[s.background if s.background is not None else estimate_background(s.views) for s in samples],
+        metas=[s.meta for s in samples],
+        shard_bytes=shard_bytes,
+    )
 
 
 def write_shard_bytes(path: Path | str, data: bytes) -> Path:
@@ -221,5 +270,19 @@ class Manifest:
 
 
 def write_dataset_info(directory: Path | str, info: dict) -> Path:
-    """``dataset.json`` beside the shards: the dump's resolved options (teacher, encoder, views, ...)."""
-    return atomic_write_json(Path(directory) / "dataset.json", info)
+    """``dataset.json`` beside the shards: the dump's resolved options (teacher, encoder, views, cameras, ...)."""
+    return atomic_write_json(Path(directory) / DATASET_INFO, info)
+
+
+def read_dataset_info(directory: Path | str) -> dict | None:
+    """The dump's ``dataset.json``, or None where there is none (shards written by hand)."""
+    path = Path(directory) / DATASET_INFO
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not JSON ({e})") from e
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(info).__name__}")
+    return info

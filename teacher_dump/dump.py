@@ -30,14 +30,14 @@ from rich.console import Console
 
 from pipeline.atomic import TMP_PREFIX
 from pipeline.prompts import read_corpus
-from pipeline.shards import MANIFEST_NAME, Manifest, write_dataset_info, write_shard_bytes
+from pipeline.shard_index import index_path, write_index
+from pipeline.shards import DATASET_INFO, MANIFEST_NAME, Manifest, write_dataset_info, write_shard_bytes
 from pipeline.text import TextEncoder, load_text_encoder
 from teacher_dump.plan import ShardPlan, plan_digest, plan_shards
 from teacher_dump.report import DumpReport, FailedShard, WorkerStats, make_progress, print_summary
 from teacher_dump.teachers import base as teacher_base
 from teacher_dump.worker import DumpWorker, ShardResult, ShardTask, describe_teacher
 
-DATASET_INFO = "dataset.json"
 # dataset.json fields that must match for a rerun to add shards to an existing directory.
 _RESUME_FIELDS = ("teacher", "teacher_config_hash", "text_encoder", "text_dim", "plan_digest")
 
@@ -170,7 +170,7 @@ def _prepare_out_dir(config: DumpConfig, info: dict) -> None:
         leftover.unlink()
     info_path = out / DATASET_INFO
     if config.overwrite:
-        for old in [*out.glob("shard-*.tar"), out / MANIFEST_NAME, info_path]:
+        for old in [*out.glob("shard-*.tar"), *out.glob("shard-*.index.json"), out / MANIFEST_NAME, info_path]:
             old.unlink(missing_ok=True)
     elif info_path.exists():
         previous = json.loads(info_path.read_text("utf-8"))
@@ -240,7 +240,9 @@ def _resume(
         "teacher_config": described["config"],
         "teacher_config_hash": described["hash"],
         "text_encoder": encoder_name,
+        "text_encoder_path": config.text_encoder_path,
         "text_dim": int(next(iter(embeddings.values())).shape[0]),
+        "cameras": described.get("cameras"),
         "num_views": config.views,
         "resolution": config.resolution,
         "samples_per_prompt": config.samples,
@@ -322,6 +324,7 @@ def _dispatch(
                 continue
             t0 = time.perf_counter()
             write_shard_bytes(config.out / plan.name, result.data)
+            write_index(index_path(config.out / plan.name), result.index)
             manifest.record(plan.name, result.keys)
             report.write_s += time.perf_counter() - t0
             stats = report.workers.setdefault(result.worker, WorkerStats())

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.shards import ShardSample, encode_shard, make_sample_meta
+from pipeline.shards import ShardSample, encode_shard, index_of_samples, make_sample_meta
 from teacher_dump.teachers.base import Teacher, build_teacher
 
 
@@ -35,19 +35,25 @@ class ShardTask:
 
 @dataclass(frozen=True)
 class ShardResult:
-    """The encoded shard and what it cost. worker: "host:pid" of the process that made it."""
+    """The encoded shard, its index (`pipeline.shard_index`) and what it cost. worker: "host:pid" of its maker."""
 
     name: str
     keys: tuple[str, ...]
     data: bytes
+    index: dict
     worker: str
     teacher_s: float
     encode_s: float
 
 
 def describe_teacher(teacher: Teacher) -> dict:
-    """The teacher's name, config and config hash (the hash is recorded in every sample's json)."""
-    return {"name": teacher.name, "config": teacher.config(), "hash": teacher.config_hash()}
+    """The teacher's name, config, config hash (recorded in every sample's json) and camera distribution."""
+    return {
+        "name": teacher.name,
+        "config": teacher.config(),
+        "hash": teacher.config_hash(),
+        "cameras": teacher.camera_distribution(),
+    }
 
 
 class DumpWorker:
@@ -103,5 +109,6 @@ class DumpWorker:
                 )
         t0 = time.perf_counter()
         data = encode_shard(samples)
+        index = index_of_samples(samples, len(data))
         encode_s = time.perf_counter() - t0
-        return ShardResult(task.name, task.keys, data, self.worker_id, teacher_s, encode_s)
+        return ShardResult(task.name, task.keys, data, index, self.worker_id, teacher_s, encode_s)

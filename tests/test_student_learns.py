@@ -13,10 +13,10 @@ import pytest
 import torch
 from support.student_data import make_procedural_shards, onehot_embedding
 
+from pipeline.dataset import describe_dataset
 from pipeline.procedural import AttributeOracle
 from student.eval.oracle_accuracy import make_eval_set, oracle_accuracy
 from student.presets import cpu
-from student.train.dataset_info import scan_shards
 from student.train.plan import TrainPlan, resolve_against_data
 from student.train.trainer import Trainer
 
@@ -42,7 +42,7 @@ def small_cpu_plan(shards_dir, run_dir) -> TrainPlan:
         eval=dataclasses.replace(cfg.eval, heldout_file=""),
     )
     shards = sorted(shards_dir.glob("*.tar"))
-    info = scan_shards(shards)
+    info = describe_dataset(shards_dir, shards)
     return TrainPlan(resolve_against_data(cfg, info), shards, info, run_dir, None, 1)
 
 

@@ -111,16 +111,15 @@ def read_prompt_sets(shards: Path | None, prompts: Path | None, heldout: Path | 
 
 
 def _scan(shards: Path):
-    from pipeline.shard_reader import ShardFormatError
+    from pipeline.dataset import describe_dataset
     from pipeline.shards import list_shards
-    from student.train.dataset_info import scan_shards
 
     try:
         paths = list_shards(shards)
         if not paths:
             raise EvalInputError(f"shard directory {str(shards)!r} holds no .tar shards")
-        return scan_shards(paths)
-    except (FileNotFoundError, ShardFormatError) as e:
+        return describe_dataset(shards, paths)
+    except (FileNotFoundError, ValueError) as e:
         raise EvalInputError(str(e)) from None
 
 

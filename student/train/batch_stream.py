@@ -3,7 +3,8 @@
 Order is a pure function of (seed, rank, world size, loader workers, position): each epoch is one
 `pipeline.shard_reader.make_loader` pass (deterministic in seed and epoch), and a position is (epoch, batches of
 it already consumed). A resumed run rebuilds the epoch's loader and skips the consumed batches, so it sees
-exactly the batches the uninterrupted run would have seen.
+exactly the batches the uninterrupted run would have seen. The loader decodes only `views_per_sample` views of
+each sample (which ones is a function of the seed, the epoch and the sample's key).
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ class BatchStream:
         *,
         seed: int,
         num_workers: int,
+        views_per_sample: int | None = None,
         start: DataPosition = DataPosition(),
     ) -> None:
         self.shards, self.batch_size, self.seed, self.num_workers = list(shards), batch_size, seed, num_workers
+        self.views_per_sample = views_per_sample  # None = decode every view
         self.position = start
 
     def __iter__(self) -> Iterator[ShardBatch]:
@@ -46,7 +49,13 @@ class BatchStream:
         while True:
             epoch, skip = self.position.epoch, self.position.batch
             loader = make_loader(
-                self.shards, self.batch_size, num_workers=self.num_workers, seed=self.seed, epoch=epoch, drop_last=True
+                self.shards,
+                self.batch_size,
+                num_workers=self.num_workers,
+                seed=self.seed,
+                epoch=epoch,
+                drop_last=True,
+                views_per_sample=self.views_per_sample,
             )
             produced = 0
             for index, batch in enumerate(loader):

@@ -1,7 +1,8 @@
 """What one `et3d-train` invocation will do: the resolved config, the data, the run directory, the resume point.
 
 Resolution order: the preset, then `--key=value` overrides, then what the shards record (text encoder and
-dimension, view count, resolution, camera radius and field of view). A run resumes by default from the newest
+dimension, view count, resolution, camera distribution: elevation range, radius and field of view), learned
+from the dump's `dataset.json` and the shards' indexes (`pipeline/dataset.py`), never from the views. A run resumes by default from the newest
 checkpoint of the newest run of the same preset under `--out`, in that run's directory and with its saved
 config (overrides still apply on top); otherwise it starts `runs/train/<NNNNN>-<preset>/`.
 """
@@ -13,13 +14,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.dataset import DatasetInfo, describe_dataset
 from pipeline.shards import list_shards
 from student.config import TrainConfig, from_dict, to_dict
 from student.overrides import apply_overrides
 from student.precision import check_precision
 from student.presets import get_preset
 from student.run_layout import find_latest_checkpoint, next_run_dir
-from student.train.dataset_info import DatasetInfo, scan_shards
 from student.train.state import read_run_config
 
 
@@ -40,6 +41,8 @@ class TrainPlan:
             f"data:         {len(self.shards)} shard(s), {d.num_samples} samples, {len(d.prompts)} prompts, "
             f"teacher {d.teacher}, {d.num_views} views at {d.resolution}px",
             f"text encoder: {d.text_encoder} ({d.text_dim}-d)",
+            f"cameras:      elevation {d.cameras.elevation_range[0]:g}..{d.cameras.elevation_range[1]:g} deg, "
+            f"radius {d.cameras.radius:g}, fovy {d.cameras.fovy_deg:g} deg; background {list(d.background)}",
             f"workers:      {self.workers} data-parallel x {self.config.data.num_workers} loader processes",
             "config:",
             json.dumps(to_dict(self.config), indent=2),
@@ -61,8 +64,18 @@ def resolve_against_data(cfg: TrainConfig, info: DatasetInfo) -> TrainConfig:
         raise ValueError(
             f"generator.camera.resolution={camera.resolution} but the shards hold {info.resolution}px views"
         )
+    if not 1 <= cfg.optim.views_per_sample <= info.num_views:
+        raise ValueError(
+            f"optim.views_per_sample={cfg.optim.views_per_sample} but the shards hold {info.num_views} views"
+        )
+    cams = info.cameras
     camera = dataclasses.replace(
-        camera, radius=info.radius, fovy_deg=info.fovy_deg, num_views=info.num_views, resolution=info.resolution
+        camera,
+        radius=cams.radius,
+        fovy_deg=cams.fovy_deg,
+        elevation_range=cams.elevation_range,
+        num_views=info.num_views,
+        resolution=info.resolution,
     )
     gen = dataclasses.replace(gen, text_encoder=info.text_encoder, text_dim=info.text_dim, camera=camera)
     return dataclasses.replace(cfg, generator=gen)
@@ -83,7 +96,7 @@ def make_plan(
     shards = list_shards(data)
     if not shards:
         raise FileNotFoundError(f"no shards (*.tar) in {data}; make them with `make dump`")
-    info = scan_shards(shards)
+    info = describe_dataset(data, shards)
     checkpoint = Path(resume) if isinstance(resume, Path) else find_latest_checkpoint(out, preset) if resume else None
     if checkpoint is not None:
         base = from_dict(TrainConfig, read_run_config(checkpoint))

@@ -101,6 +101,7 @@ class Trainer:
             o.batch_size,
             seed=cfg.seed,
             num_workers=cfg.data.num_workers,
+            views_per_sample=o.views_per_sample,
             start=self.progress.data,
         )
         self.last_checkpoint: Path | None = plan.resume_from

@@ -53,6 +53,11 @@ class Teacher(ABC):
         blob = json.dumps({"teacher": self.name, **self.config()}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
+    def camera_distribution(self) -> dict | None:
+        """``{"elevation_range": [lo, hi], "radius": r, "fovy_deg": f}`` the cameras are drawn from, recorded in
+        `dataset.json` for the trainer; None (the default) leaves the trainer to measure it from the shards."""
+        return None
+
     def validate_prompts(self, prompts: list[str]) -> None:  # noqa: B027 - optional hook
         """Raise ValueError naming every prompt this teacher cannot render (default: accepts all)."""
 

@@ -136,6 +136,16 @@ class MVDreamTeacher(Teacher):
             "negative_prompt": self.negative_prompt,
         }
 
+    def camera_distribution(self) -> dict:
+        from pipeline.cameras import DEFAULT_FOVY_DEG, DEFAULT_RADIUS
+
+        e = self.elevation
+        return {
+            "elevation_range": [e, e] if isinstance(e, float) else list(e),
+            "radius": DEFAULT_RADIUS,
+            "fovy_deg": DEFAULT_FOVY_DEG,
+        }
+
     def _draw(self, value: Angle, rng: np.random.Generator) -> float:
         return value if isinstance(value, float) else float(rng.uniform(*value))
 

@@ -61,6 +61,10 @@ class ProceduralTeacher(Teacher):
     def config(self) -> dict:
         return asdict(self.cfg)
 
+    def camera_distribution(self) -> dict:
+        c = self.cfg
+        return {"elevation_range": [c.elevation_min, c.elevation_max], "radius": c.radius, "fovy_deg": c.fovy_deg}
+
     def validate_prompts(self, prompts: list[str]) -> None:
         problems = []
         for p in prompts:

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.dataset import describe_dataset
 from pipeline.procedural import COLOURS, SHAPES, parse_prompt
 from pipeline.prompts import prompt_id
 from pipeline.shards import SHARD_PATTERN, ShardSample, make_sample_meta, sample_key, write_shard
 from student.presets import tiny
-from student.train.dataset_info import scan_shards
 from student.train.plan import TrainPlan, resolve_against_data
 from teacher_dump.teachers.procedural import ProceduralTeacher
 
@@ -90,5 +90,5 @@ def tiny_plan(shards_dir: Path, run_dir: Path, resume_from: Path | None = None, 
         schedule=dataclasses.replace(cfg.schedule, **schedule),
     )
     shards = sorted(shards_dir.glob("*.tar"))
-    info = scan_shards(shards)
+    info = describe_dataset(shards_dir, shards)
     return TrainPlan(resolve_against_data(cfg, info), shards, info, run_dir, resume_from, 1)
