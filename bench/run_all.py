@@ -6,6 +6,7 @@ ratio (teacher seconds per sample / student seconds per asset), the point of the
 
     .venv/bin/python bench/run_all.py            # full run (several minutes: the MVDream UNet is 867 M params)
     .venv/bin/python bench/run_all.py --quick    # smoke run of every stage with tiny settings
+    .venv/bin/python bench/run_all.py --only data --merge   # rerun one stage, keep the others' figures
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ STAGES: dict[str, tuple[str, list[str], list[str]]] = {
     "student": ("bench/bench_student.py", ["--data", "{shards}"], ["--data", "{shards}", "--quick"]),
     "generate": ("bench/bench_generate.py", [], ["--repeats", "3", "--cold-runs", "1"]),
     "mvdream": ("bench/bench_mvdream.py", [], ["--quick"]),
+    "data": ("bench/bench_data.py", [], ["--quick"]),
 }
 DEMO_SHARDS = REPO / "data" / "shards"
 
@@ -121,6 +123,11 @@ HEADLINE = [
     ("dump", "worker_peak_rss_mb", "dump, peak memory of one Ray worker, MB", ""),
     ("student", "train_step_s_median", "student train step (cpu preset, batch 16), s", ""),
     ("student", "loader_over_train", "loader samples/s / trainer samples/s", ">= 5"),
+    ("data", "startup.before_full_scan_s", "trainer start-up at 20k samples, before (scan every tar), s", ""),
+    ("data", "startup.after_index_s", "trainer start-up at 20k samples, after (indexes), s", ""),
+    ("data", "startup_after_ratio_256_over_64", "start-up after, 256 px / 64 px views (same samples)", "~1"),
+    ("data", "loader.all_4_views_workers_2_samples_per_s", "loader samples/s, all 4 views decoded (before)", ""),
+    ("data", "loader.views_per_sample_1_workers_2_samples_per_s", "loader samples/s, 1 view decoded (after)", ""),
     ("generate", "results.text_encode_ms", "text encoding (bf16 MiniLM), ms", ""),
     ("generate", "results.forward_ms", "generator forward, embedding -> tri-planes, ms", ""),
     ("generate", "results.text_to_triplanes_ms", "text -> tri-planes, ms", "<= 8"),
@@ -159,6 +166,10 @@ def to_markdown(report: dict) -> str:
         f"torch {report['machine']['torch']}, {report['machine']['date']}",
         "",
     ]
+    earlier = report.get("machine_of_stage") or {}
+    if earlier:
+        dates = sorted({m.get("date", "?") for m in earlier.values()})
+        lines += [f"Stages {', '.join(sorted(earlier))} kept from an earlier run ({', '.join(dates)}).", ""]
     lines += ["| measured | value | target |", "|---|---|---|"]
     for stage, key, label, target in HEADLINE:
         value = _lookup(report["stages"].get(stage, {}), key)
@@ -180,6 +191,7 @@ def main(
     quick: bool = typer.Option(False, "--quick", help="tiny settings for every stage (smoke run)"),
     only: list[str] = typer.Option(None, help=f"run only these stages ({', '.join(STAGES)})"),
     out: Path = typer.Option(REPO / "bench" / "results.json", help="where the gathered JSON goes (+ .md beside it)"),
+    merge: bool = typer.Option(False, "--merge", help="keep the other stages' figures already in --out"),
 ) -> None:
     """Measure every stage in one run and write bench/results.json and bench/results.md."""
     stages = only or list(STAGES)
@@ -187,6 +199,13 @@ def main(
     if unknown:
         raise typer.BadParameter(f"unknown stage(s) {unknown}; known: {', '.join(STAGES)}")
     report: dict = {"machine": machine(), "quick": quick, "stages": {}, "processes": {}}
+    if merge and out.is_file():
+        previous = json.loads(out.read_text())
+        report["stages"] = previous.get("stages", {})
+        report["processes"] = previous.get("processes", {})
+        report["machine_of_stage"] = previous.get("machine_of_stage", {})
+        for name in report["stages"]:  # stages measured earlier keep the machine details of their run
+            report["machine_of_stage"].setdefault(name, previous.get("machine", {}))
     failed = []
     with tempfile.TemporaryDirectory() as tmp:
         shards = shard_dir(Path(tmp)) if "student" in stages else None
@@ -196,6 +215,7 @@ def main(
             typer.echo(f"== {name}: {script} {' '.join(args)}")
             result, seconds, peak, code = run_stage(script, args, Path(tmp) / f"{name}.json")
             report["stages"][name] = result
+            report.setdefault("machine_of_stage", {}).pop(name, None)
             report["processes"][name] = {"seconds": round(seconds, 2), "peak_rss_mb": round(peak, 1), "exit_code": code}
             if code != 0:
                 failed.append(name)

@@ -23,7 +23,6 @@ from tqdm import tqdm
 from pipeline.shard_index import (
     ShardIndexError,
     decode_embedding,
-    estimate_background,
     index_path,
     merge_camera_stats,
     read_index,
@@ -31,7 +30,7 @@ from pipeline.shard_index import (
     write_index,
 )
 from pipeline.shard_reader import ShardFormatError, decode_sample, iter_tar_groups
-from pipeline.shards import list_shards, read_dataset_info
+from pipeline.shards import list_shards, read_dataset_info, sample_checksum
 
 
 @dataclass(frozen=True)
@@ -69,13 +68,14 @@ class DatasetInfo:
 
 def index_by_scan(shard: Path) -> dict:
     """Build the index of `shard` by reading all of it (only for shards written without one)."""
-    fields: dict[str, list] = {n: [] for n in ("keys", "prompts", "emb", "cameras", "fovy", "background", "metas")}
+    names = ("keys", "prompts", "emb", "cameras", "fovy", "background", "metas", "checksums")
+    fields: dict[str, list] = {n: [] for n in names}
     for key, group in iter_tar_groups(shard):
         sample = decode_sample(key, group, shard.name)
-        bg = sample.background if sample.background is not None else estimate_background(sample.views)
+        bg = sample.background  # decoding estimates it for a 1.0 sample
         for name, value in (
             ("keys", key), ("prompts", sample.prompt), ("emb", sample.emb), ("cameras", sample.cameras),
-            ("fovy", sample.fovy), ("background", bg), ("metas", sample.meta),
+            ("fovy", sample.fovy), ("background", bg), ("metas", sample.meta), ("checksums", sample_checksum(group)),
         ):  # fmt: skip
             fields[name].append(value)
     if not fields["keys"]:

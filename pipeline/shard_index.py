@@ -8,6 +8,7 @@
 | ``index_version``        | 1                                                                        |
 | ``shard_bytes``          | size of the tar it describes; another size means the index is stale       |
 | ``num_samples``, ``keys`` | the samples, in file order                                               |
+| ``crc32``                | per sample, CRC-32 of its members (`pipeline.shards.sample_checksum`)     |
 | ``teacher``, ``teacher_config_hash``, ``text_encoder``, ``text_dim``, ``num_views``, ``resolution`` | as every sample's json |
 | ``mixed_fields``         | the shared fields its samples disagree on (a reader refuses the shard)    |
 | ``schema_minor``         | the lowest schema minor version of its samples                            |
@@ -97,6 +98,7 @@ def shard_index(
     fovy: Sequence[np.ndarray],
     background: Sequence[np.ndarray],
     metas: Sequence[dict],
+    checksums: Sequence[int],
     shard_bytes: int,
 ) -> dict:
     """The index of a shard from its samples' fields (one entry per sample in every sequence)."""
@@ -113,6 +115,7 @@ def shard_index(
         "shard_bytes": int(shard_bytes),
         "num_samples": len(keys),
         "keys": list(keys),
+        "crc32": [int(c) for c in checksums],
         **{name: first.get(name) for name in SHARED_FIELDS},
         "mixed_fields": mixed,  # shared fields its samples disagree on; readers refuse such a shard
         "schema_minor": min(int(m.get("schema_minor", 0)) for m in metas),
@@ -136,7 +139,7 @@ def read_index(shard: Path | str) -> dict | None:
         index = json.loads(path.read_text("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ShardIndexError(f"{path.name}: not JSON ({e}); {fix}") from e
-    required = ("index_version", "shard_bytes", "num_samples", "keys", "prompts", "cameras", "background")
+    required = ("index_version", "shard_bytes", "num_samples", "keys", "crc32", "prompts", "cameras", "background")
     missing = [f for f in (*required, *SHARED_FIELDS) if not isinstance(index, dict) or f not in index]
     if missing:
         raise ShardIndexError(f"{path.name}: lacks {', '.join(missing)}; {fix}")

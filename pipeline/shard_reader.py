@@ -6,6 +6,10 @@ many shards as loader workers each worker reads every ``num_workers``-th shard, 
 worker reads all shards and keeps every ``num_workers``-th sample; each worker shuffles through a
 seeded buffer. `torch.utils.data.DataLoader` interleaves workers round-robin, so the same arguments
 give the same batches in the same order, which is what makes a resumed training run reproducible.
+A sample that cannot be read (a bad tar, a member that does not decode, or members whose CRC-32 differs from
+the one the shard's index records) does not raise inside a loader process, where it would surface as a
+DataLoader traceback: it travels as a `CorruptSample` and the batch lists it in `corrupt`, one line naming the
+shard and the sample, for the trainer to stop on or skip and count.
 With `views_per_sample` the loader decodes only that many of each sample's V views, picked by a generator
 seeded with (seed, epoch, key): PNG decoding is most of a loader's work, and a training step uses k of V.
 The files are ordinary WebDataset tars: `webdataset.WebDataset` reads them too.
@@ -17,7 +21,7 @@ import io
 import json
 import random
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.shard_index import estimate_background
+from pipeline.shard_index import ShardIndexError, estimate_background, read_index
 from pipeline.shards import (
     BACKGROUND,
     CAMERAS,
@@ -35,6 +39,7 @@ from pipeline.shards import (
     REQUIRED_MEMBERS,
     TEXT,
     ShardSample,
+    sample_checksum,
     view_member,
 )
 
@@ -149,6 +154,7 @@ class ShardBatch:
     emb:     (B, D) float32
     seeds:   (B,) int64
     background: (B, V, 3) float32 in [0, 1]
+    corrupt: one line per sample of this batch's draw that could not be read (left out of the tensors)
 
     V is the views decoded per sample: all of them, or the loader's `views_per_sample`.
     """
@@ -161,6 +167,7 @@ class ShardBatch:
     fovy: torch.Tensor
     emb: torch.Tensor
     background: torch.Tensor
+    corrupt: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -170,11 +177,24 @@ class ShardBatch:
         return self.views.permute(0, 1, 4, 2, 3).float() / 255.0
 
 
-def collate_samples(samples: Sequence[ShardSample]) -> ShardBatch:
+@dataclass(frozen=True)
+class CorruptSample:
+    """Stands in the stream for a sample that could not be read; `message` names its shard and key."""
+
+    message: str
+
+
+def collate_samples(items: Sequence[ShardSample | CorruptSample]) -> ShardBatch:
+    samples = [s for s in items if isinstance(s, ShardSample)]
+    corrupt = tuple(s.message for s in items if isinstance(s, CorruptSample))
+    if not samples:  # every sample of the draw was corrupt: an empty batch that still reports them
+        empty = torch.zeros(0)
+        return ShardBatch([], [], empty.long(), empty.byte(), empty, empty, empty, empty, corrupt)
     shapes = {s.views.shape for s in samples}
     if len(shapes) != 1:
         raise ShardFormatError(f"samples of different view shapes in one batch: {sorted(shapes)}")
     return ShardBatch(
+        corrupt=corrupt,
         keys=[s.key for s in samples],
         prompts=[s.prompt for s in samples],
         seeds=torch.tensor([s.seed for s in samples], dtype=torch.int64),
@@ -212,7 +232,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
             return decode_sample(key, group, source)
         num_views = sum(1 for name in group if name.endswith(".png"))
         if k > num_views:
-            raise ShardFormatError(f"{source}: sample {key} has {num_views} views, the loader wants {k} of each")
+            raise ValueError(f"{source}: sample {key} has {num_views} views, the loader wants {k} of each")
         # Seeded by the key, not the worker or position: the same sample gets the same views whatever the split.
         picks = random.Random(f"{self.seed}:{self.epoch}:{key}:views").sample(range(num_views), k)
         return decode_sample(key, group, source, views=picks)
@@ -220,7 +240,35 @@ class ShardDataset(torch.utils.data.IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _my_stream(self) -> Iterator[ShardSample]:
+    def _read(
+        self, path: str, start: int, worker: int, workers: int
+    ) -> Generator[ShardSample | CorruptSample, None, int]:
+        """This worker's samples of one shard, checked against the shard's index: those at positions p (counted
+        from `start` across the epoch's shards) with p % workers == worker. Returns the position after it."""
+        name = Path(path).name
+        try:
+            index = read_index(path)
+        except ShardIndexError as e:
+            yield CorruptSample(str(e))
+            return start
+        crc = dict(zip(index["keys"], index["crc32"], strict=True)) if index is not None else {}
+        position = -1
+        try:
+            for position, (key, group) in enumerate(iter_tar_groups(path)):
+                if (start + position) % workers != worker:
+                    continue
+                if key in crc and sample_checksum(group) != crc[key]:
+                    yield CorruptSample(f"{name}: sample {key}: its bytes differ from the CRC-32 in the shard's index")
+                    continue
+                try:
+                    yield self._decode(key, group, name)
+                except ShardFormatError as e:
+                    yield CorruptSample(str(e))
+        except ShardFormatError as e:  # the tar itself: the rest of this shard is lost
+            yield CorruptSample(f"{e} (after sample {position + 1} of the shard)")
+        return start + position + 1
+
+    def _my_stream(self) -> Iterator[ShardSample | CorruptSample]:
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         order = list(self.shards)
@@ -228,24 +276,20 @@ class ShardDataset(torch.utils.data.IterableDataset):
             random.Random(f"{self.seed}:{self.epoch}:shards").shuffle(order)
         if len(order) >= workers:
             for path in order[worker::workers]:
-                for key, group in iter_tar_groups(path):
-                    yield self._decode(key, group, Path(path).name)
+                yield from self._read(path, 0, 0, 1)
         else:
-            index = 0
+            position = 0  # counted across the shards: each worker takes every workers-th sample of the epoch
             for path in order:
-                for key, group in iter_tar_groups(path):
-                    if index % workers == worker:
-                        yield self._decode(key, group, Path(path).name)
-                    index += 1
+                position = yield from self._read(path, position, worker, workers)
 
-    def __iter__(self) -> Iterator[ShardSample]:
+    def __iter__(self) -> Iterator[ShardSample | CorruptSample]:
         stream = self._my_stream()
         if not self.shuffle:
             yield from stream
             return
         info = torch.utils.data.get_worker_info()
         rng = random.Random(f"{self.seed}:{self.epoch}:{info.id if info else 0}:buffer")
-        buf: list[ShardSample] = []
+        buf: list[ShardSample | CorruptSample] = []
         for sample in stream:
             if len(buf) < self.buffer:
                 buf.append(sample)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,44 +173,57 @@ def encode_sample(sample: ShardSample) -> dict[str, bytes]:
     return members
 
 
-def encode_shard(samples: Sequence[ShardSample]) -> bytes:
-    """A deterministic tar of the samples (same samples -> same bytes)."""
+def sample_checksum(members: dict[str, bytes]) -> int:
+    """CRC-32 over a sample's members (name and bytes, in name order): recorded in the shard's index, checked
+    by the loader, so a flipped byte that would still decode is caught too."""
+    crc = 0
+    for name in sorted(members):
+        crc = zlib.crc32(members[name], zlib.crc32(name.encode("utf-8"), crc))
+    return crc
+
+
+def encode_shard_and_index(samples: Sequence[ShardSample]) -> tuple[bytes, dict]:
+    """A deterministic tar of the samples (same samples -> same bytes) and its index (`pipeline.shard_index`)."""
     keys = [s.key for s in samples]
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})
         raise ValueError(f"duplicate sample keys in one shard: {dup}")
+    groups = [encode_sample(sample) for sample in samples]
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for sample in samples:
-            for suffix, data in encode_sample(sample).items():
+        for sample, members in zip(samples, groups, strict=True):
+            for suffix, data in members.items():
                 info = tarfile.TarInfo(f"{sample.key}.{suffix}")
                 info.size, info.mtime, info.mode = len(data), 0, 0o644
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def write_shard(path: Path | str, samples: Sequence[ShardSample]) -> Path:
-    """Encode and write one shard and then its index atomically; returns the shard's path."""
-    data = encode_shard(samples)
-    path = write_shard_bytes(path, data)
-    write_index(index_path(path), index_of_samples(samples, len(data)))
-    return path
-
-
-def index_of_samples(samples: Sequence[ShardSample], shard_bytes: int) -> dict:
-    """The index (`pipeline.shard_index`) of a shard of these samples, `shard_bytes` long."""
-    return shard_index(
-        keys=[s.key for s in samples],
+    data = buf.getvalue()
+    index = shard_index(
+        keys=keys,
         prompts=[s.prompt for s in samples],
         emb=[s.emb for s in samples],
         cameras=[s.cameras for s in samples],
         fovy=[s.fovy for s in samples],
-        background=[s.background if s.background is not None else estimate_background(s.views) for s in samples],
+        background=[np.load(io.BytesIO(g[BACKGROUND]), allow_pickle=False) for g in groups],
         metas=[s.meta for s in samples],
-        shard_bytes=shard_bytes,
+        checksums=[sample_checksum(g) for g in groups],
+        shard_bytes=len(data),
     )
+    return data, index
+
+
+def encode_shard(samples: Sequence[ShardSample]) -> bytes:
+    """A deterministic tar of the samples (same samples -> same bytes)."""
+    return encode_shard_and_index(samples)[0]
+
+
+def write_shard(path: Path | str, samples: Sequence[ShardSample]) -> Path:
+    """Encode and write one shard and then its index atomically; returns the shard's path."""
+    data, index = encode_shard_and_index(samples)
+    path = write_shard_bytes(path, data)
+    write_index(index_path(path), index)
+    return path
 
 
 def write_shard_bytes(path: Path | str, data: bytes) -> Path:

@@ -156,6 +156,9 @@ class OptimConfig:
 @dataclass(frozen=True)
 class DataConfig:
     num_workers: int = 2  # loader processes per trainer worker
+    # A sample that cannot be read stops training with one line naming it (False), or is skipped, counted in
+    # stats.jsonl and reported at the end (True; `et3d-train --skip-corrupt`).
+    skip_corrupt: bool = False
 
 
 @dataclass(frozen=True)

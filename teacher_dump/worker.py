@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.shards import ShardSample, encode_shard, index_of_samples, make_sample_meta
+from pipeline.shards import ShardSample, encode_shard_and_index, make_sample_meta
 from teacher_dump.teachers.base import Teacher, build_teacher
 
 
@@ -108,7 +108,6 @@ class DumpWorker:
                     )
                 )
         t0 = time.perf_counter()
-        data = encode_shard(samples)
-        index = index_of_samples(samples, len(data))
+        data, index = encode_shard_and_index(samples)
         encode_s = time.perf_counter() - t0
         return ShardResult(task.name, task.keys, data, index, self.worker_id, teacher_s, encode_s)

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_shards import PROMPTS, make_sample, write_dataset
+from support.shard_data import PROMPTS, make_sample, write_dataset
 from typer.testing import CliRunner
 
 import pipeline.dataset as dataset_module

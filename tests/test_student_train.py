@@ -18,11 +18,11 @@ from support.student_data import (
     tiny_plan,
 )
 
+from pipeline.dataset import describe_dataset
 from student.model.generator import TriplaneGenerator
 from student.presets import tiny
 from student.run_layout import TRAIN_META, find_latest_checkpoint, load_training_prompts, run_checkpoints
 from student.train.batch_stream import BatchStream, rank_shards
-from student.train.dataset_info import scan_shards
 from student.train.interrupt import GracefulStop
 from student.train.plan import make_plan
 from student.train.state import Progress, save_checkpoint
@@ -207,7 +207,7 @@ def test_sigterm_becomes_a_stop_request_and_handlers_are_restored():
 
 def test_support_shards_are_what_the_trainer_reads(tmp_path):
     directory = make_procedural_shards(tmp_path / "shards", seeds=1, per_shard=2)
-    info = scan_shards(sorted(directory.glob("*.tar")))
+    info = describe_dataset(directory)
     assert info.num_samples == len(PROMPTS)
     assert info.prompts == sorted(PROMPTS)
     assert (info.text_encoder, info.text_dim, info.num_views, info.resolution) == ("onehot-test", ONEHOT_DIM, 4, 16)

@@ -6,6 +6,7 @@ Examples:
     et3d-train --data data/shards/demo --preset cpu --minutes 20 --dry-run
     et3d-train --data shards --preset paper --workers 8 --optim.batch_size=64 --loss.r1_gamma=2
     et3d-train --preset cpu --list-keys                            # every --key=value override and its value
+    et3d-train --data shards --preset paper --skip-corrupt         # skip unreadable samples, counted in stats.jsonl
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def train(
         True, "--resume/--no-resume", help="Continue the newest run of this preset under --out."
     ),
     resume_from: Path = typer.Option(None, "--resume-from", help="Continue from this checkpoint directory."),
+    skip_corrupt: bool = typer.Option(
+        False, "--skip-corrupt", help="Skip samples that cannot be read (counted, reported) instead of stopping."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved plan and exit."),
     list_keys: bool = typer.Option(False, "--list-keys", help="Print every overridable config key and exit."),
 ) -> None:
@@ -48,6 +52,8 @@ def train(
         overrides.append(f"--schedule.minutes={minutes}")
     if steps is not None:
         overrides.append(f"--schedule.steps={steps}")
+    if skip_corrupt:
+        overrides.append("--data.skip_corrupt=true")
     try:
         if list_keys:
             cfg = apply_overrides(get_preset(preset), overrides)
@@ -69,7 +75,7 @@ def train(
     typer.echo(plan.describe() if dry_run else f"run dir {plan.run_dir}; resume from {plan.resume_from or 'scratch'}")
     if dry_run:
         return
-    from student.train.trainer import NonFiniteLossError, Trainer
+    from student.train.trainer import CorruptDataError, NonFiniteLossError, Trainer
 
     try:
         if workers > 1:
@@ -78,7 +84,7 @@ def train(
             run_data_parallel(plan, workers)
         else:
             Trainer(plan).train()
-    except NonFiniteLossError as err:
+    except (NonFiniteLossError, CorruptDataError) as err:
         typer.echo(f"error: training stopped: {err}", err=True)
         raise typer.Exit(3) from None
 

@@ -39,6 +39,8 @@ class Monitor:
         self.means = RunningMeans()
         self.step_seconds: list[float] = []
         self.last_eval_step = -1
+        self.skipped_corrupt = 0
+        self.heldout_note = ""
         info, ev = plan.dataset, self.cfg.eval
         heldout_prompts, heldout_emb = self._heldout()
         embedding = dict(zip(info.prompts, info.embeddings, strict=True)) | dict(
@@ -67,16 +69,29 @@ class Monitor:
             self.oracle = AttributeOracle()
 
     def _heldout(self) -> tuple[list[str], torch.Tensor]:
-        path = self.cfg.eval.heldout_file
+        """The held-out prompts, embedded by the shards' own encoder (its recorded path), or none with a reason.
+
+        The held-out file lists procedural prompts scored by the procedural oracle: shards of another teacher
+        skip it (the reason is logged and kept in the `end` record).
+        """
+        path, info = self.cfg.eval.heldout_file, self.plan.dataset
+        none = [], torch.zeros(0, self.cfg.generator.text_dim)
         if not path:
-            return [], torch.zeros(0, self.cfg.generator.text_dim)
+            return none
+        if info.teacher != "procedural":
+            self.heldout_note = (
+                f"held-out monitoring skipped: {path} holds procedural prompts for the procedural oracle, "
+                f"these shards come from teacher {info.teacher!r}"
+            )
+            tqdm.write(self.heldout_note)
+            return none
         if not Path(path).is_file():
             raise FileNotFoundError(f"eval.heldout_file {path!r} not found (set --eval.heldout_file= to skip it)")
         from pipeline.prompts import read_corpus
         from pipeline.text import load_text_encoder
 
         prompts = read_corpus(path).prompts
-        encoder = load_text_encoder(self.cfg.generator.text_encoder)
+        encoder = load_text_encoder(info.text_encoder, info.text_encoder_path)
         return prompts, encoder.encode(prompts).pooled.float()
 
     def _eval_set(self, name: str, prompts: list[str], emb: torch.Tensor) -> EvalSet:
@@ -121,6 +136,13 @@ class Monitor:
         grid = render_preview(self.G_ema, self.preview_emb, PREVIEW_SEEDS, self.cfg.generator.camera)
         return save_preview(self.run.preview(progress.step), grid)
 
+    def skipped(self, progress: Progress, messages: tuple[str, ...]) -> None:
+        """Samples the loader could not read, skipped (data.skip_corrupt): one `skipped` record, one line each."""
+        self.skipped_corrupt += len(messages)
+        self.stats.write({"kind": "skipped", **stamp(progress), "samples": list(messages)})
+        for message in messages:
+            tqdm.write(f"skipped an unreadable sample: {message}")
+
     def finish(self, progress: Progress, stopped_by: str | None, checkpoint: Path | None) -> None:
         self.evaluate(progress)
         if self.cfg.schedule.preview_every:
@@ -129,5 +151,9 @@ class Monitor:
         record["stopped_by"] = stopped_by or "budget"
         if self.eval_note:
             record["eval"] = self.eval_note
+        if self.heldout_note:
+            record["heldout"] = self.heldout_note
+        if self.cfg.data.skip_corrupt:
+            record["skipped_corrupt"] = self.skipped_corrupt
         self.stats.write(record)
         tqdm.write(f"stopped at step {progress.step} ({record['stopped_by']}); checkpoint: {checkpoint}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -42,6 +43,10 @@ from student.train.monitor import Monitor
 from student.train.plan import TrainPlan
 from student.train.state import Progress, load_checkpoint, save_checkpoint, step_rng
 from student.train.stats import first_non_finite
+
+
+class CorruptDataError(RuntimeError):
+    """A sample could not be read; training stopped (without `data.skip_corrupt`), the last checkpoint kept."""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -105,6 +110,7 @@ class Trainer:
             start=self.progress.data,
         )
         self.last_checkpoint: Path | None = plan.resume_from
+        self.skipped_corrupt = 0  # samples skipped as unreadable in this session (data.skip_corrupt)
 
     # --- one iteration -------------------------------------------------------------------------------------
     def step(self, batch: ShardBatch, step: int) -> dict[str, float]:
@@ -237,6 +243,23 @@ class Trainer:
             shutil.rmtree(old)
         return path
 
+    def _next_batch(self, batches: Iterator[ShardBatch], monitor: Monitor | None) -> ShardBatch:
+        """The next batch with samples; corrupt samples stop training or, with data.skip_corrupt, are counted."""
+        while True:
+            batch = next(batches)
+            if batch.corrupt:
+                if not self.cfg.data.skip_corrupt:
+                    where = self.last_checkpoint or "none written yet"
+                    raise CorruptDataError(
+                        f"{batch.corrupt[0]}; at step {self.progress.step}, last checkpoint: {where} "
+                        "(--skip-corrupt skips such samples)"
+                    )
+                self.skipped_corrupt += len(batch.corrupt)
+                if monitor is not None:
+                    monitor.skipped(self.progress, batch.corrupt)
+            if len(batch):
+                return batch
+
     def _budget_spent(self, elapsed: float) -> bool:
         s = self.cfg.schedule
         return (s.steps > 0 and self.progress.step >= s.steps) or (s.minutes > 0 and elapsed >= s.minutes * 60)
@@ -262,7 +285,7 @@ class Trainer:
                 self.device,
             ):
                 step_started = time.monotonic()
-                values = self.step(next(batches), self.progress.step)
+                values = self.step(self._next_batch(batches, monitor), self.progress.step)
                 self.progress = Progress(
                     step=self.progress.step + 1,
                     nimg=self.progress.nimg + self.cfg.optim.batch_size * self.cfg.optim.views_per_sample * self.world,

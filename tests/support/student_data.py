@@ -47,9 +47,16 @@ def onehot_embedding(prompt: str) -> np.ndarray:
 
 
 def make_procedural_shards(
-    directory: Path, prompts=PROMPTS, seeds: int = 4, per_shard: int = 4, resolution: int = 16
+    directory: Path,
+    prompts=PROMPTS,
+    seeds: int = 4,
+    per_shard: int = 4,
+    resolution: int = 16,
+    *,
+    teacher_name: str = "procedural",
+    text_encoder: str = "onehot-test",
 ) -> Path:
-    """len(prompts) * seeds samples of 4 views, `per_shard` samples per tar."""
+    """len(prompts) * seeds samples of 4 views, `per_shard` samples per tar (labelled as `teacher_name`'s)."""
     directory.mkdir(parents=True, exist_ok=True)
     teacher = ProceduralTeacher(resolution=resolution, supersample=1)
     pairs = [(p, s) for s in range(seeds) for p in prompts]
@@ -66,9 +73,9 @@ def make_procedural_shards(
             meta=make_sample_meta(
                 p,
                 s,
-                teacher="procedural",
+                teacher=teacher_name,
                 teacher_config_hash="test",
-                text_encoder="onehot-test",
+                text_encoder=text_encoder,
                 text_dim=ONEHOT_DIM,
                 num_views=out.views.shape[1],
                 resolution=resolution,
