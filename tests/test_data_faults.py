@@ -9,11 +9,11 @@ import json
 import tarfile
 
 import pytest
-from student.checkpoint import run_checkpoints
 from support.student_data import make_procedural_shards, one_torch_thread, tiny_plan
 
 from pipeline.dataset import describe_dataset
 from pipeline.shards import write_dataset_info
+from student.run_layout import run_checkpoints
 from student.train.trainer import CorruptDataError, Trainer
 
 
