@@ -59,13 +59,26 @@ class DecoderConfig:
     colour_widen: float = 0.001  # EG3D's widened sigmoid: sigmoid(x) * (1 + 2e) - e
 
 
+BACKGROUNDS = ("white", "shards", "learned")  # RenderConfig.background
+
+
 @dataclass(frozen=True)
 class RenderConfig:
-    """Neural rendering of the low-resolution feature image."""
+    """Neural rendering of the low-resolution feature image.
+
+    background: what empty space composites onto in the raw image (the other feature channels onto 1):
+      "white"   pure white, as the procedural teacher draws (the default);
+      "shards"  each training view's own background colour, recorded by the dump (`background.npy`); at
+                generation `background_rgb`, the dataset's median, filled from the shards;
+      "learned" one RGB colour the generator learns (initialised white).
+    MVDream's views are near-white but not uniform, so "white" would be an assumption about them.
+    """
 
     resolution: int = 64
     num_stratified: int = 48
     num_importance: int = 48
+    background: str = "white"
+    background_rgb: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)

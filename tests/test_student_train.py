@@ -64,7 +64,8 @@ def test_one_step_runs_a_finite_g_d_r1_and_density_step_and_moves_every_network(
 
 def test_select_views_picks_distinct_views_with_their_cameras(shards, tmp_path):
     batch = next(iter(BatchStream(sorted(shards.glob("*.tar")), 4, seed=0, num_workers=0)))  # every view decoded
-    images, c2w, fovy = select_views(batch, 3, torch.Generator().manual_seed(0))
+    images, c2w, fovy, background = select_views(batch, 3, torch.Generator().manual_seed(0))
+    assert background.shape == (4, 3, 3)
     assert images.shape == (4, 3, 3, 16, 16) and c2w.shape == (4, 3, 4, 4) and fovy.shape == (4, 3)
     for b in range(4):
         index = [int((batch.cameras[b] - c2w[b, k]).abs().sum(dim=(1, 2)).argmin()) for k in range(3)]

@@ -19,11 +19,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from pipeline.atomic import atomic_path, atomic_write_json
-from student.config import SCHEMA_VERSION, GeneratorConfig, from_dict, to_dict
+from student.config import BACKGROUNDS, SCHEMA_VERSION, GeneratorConfig, from_dict, to_dict
 from student.model.decoder import RGB, TriplaneDecoder
 from student.model.mapping import MappingNetwork
 from student.model.superres import SuperResolution, plane_code
 from student.model.synthesis import NUM_PLANES, TriplaneSynthesis
+from student.render.compositing import BACKGROUND
 from student.render.pixels import to_uint8
 from student.render.rays import camera_rays
 from student.render.renderer import VolumeRenderer
@@ -58,6 +59,12 @@ class TriplaneGenerator(nn.Module):
             rng=rng,
         )
         self.renderer = VolumeRenderer(cfg.render.num_stratified, cfg.render.num_importance)
+        if cfg.render.background not in BACKGROUNDS:
+            raise ValueError(
+                f"render.background must be one of {', '.join(BACKGROUNDS)}, got {cfg.render.background!r}"
+            )
+        if cfg.render.background == "learned":  # the colour empty space shows, learned; starts white
+            self.background = nn.Parameter(torch.ones(RGB))
 
     # --- description -------------------------------------------------------------------------------------
     @property
@@ -142,14 +149,19 @@ class TriplaneGenerator(nn.Module):
         fovy: torch.Tensor,
         raw_resolution: int | None = None,
         rng: torch.Generator | None = None,
+        background: torch.Tensor | None = None,
     ) -> Rendering:
-        """planes (B, 3, C, R, R), c2w (B, V, 4, 4), fovy (B, V) -> Rendering. generator jitters the samples
-        (training); None renders deterministically (evaluation)."""
+        """planes (B, 3, C, R, R), c2w (B, V, 4, 4), fovy (B, V) -> Rendering. rng jitters the samples
+        (training); None renders deterministically (evaluation). background (B, V, 3) in [0, 1]: each view's
+        colour behind the object, used with render.background = "shards" (default: render.background_rgb)."""
         b, v = fovy.shape
         assert planes.shape[:2] == (b, NUM_PLANES), f"planes {tuple(planes.shape)} for {b} samples"
         h = raw_resolution or self.cfg.render.resolution
         origins, dirs = camera_rays(c2w, fovy, h)  # (B, V*h*h, 3)
-        out = self.renderer(lambda p: self.field(planes, p), origins, dirs, rng)
+        bg = self.background_features(b, v, background)  # (B, V, F) or a float
+        if isinstance(bg, torch.Tensor):
+            bg = bg.repeat_interleave(h * h, dim=1)  # (B, V*h*h, F), rays are view-major
+        out = self.renderer(lambda p: self.field(planes, p), origins, dirs, rng, bg)
         feats = out.features.reshape(b * v, h, h, -1).permute(0, 3, 1, 2)  # (B, V*h*h, F) -> (BV, F, h, h)
         code = plane_code(planes).repeat_interleave(v, dim=0)  # (B, 3C) -> (BV, 3C)
         image = self.superres(feats, code)  # (BV, 3, H, H)
@@ -159,6 +171,22 @@ class TriplaneGenerator(nn.Module):
             raw=feats[:, :RGB].reshape(b, v, RGB, h, h),
             opacity=out.opacity.reshape(b, v, h, h),
         )
+
+    def background_features(self, b: int, v: int, background: torch.Tensor | None = None) -> torch.Tensor | float:
+        """What empty space composites onto, per view: (B, V, F) with the RGB channels set by render.background
+        and the other feature channels white, or the float 1.0 for "white"."""
+        mode = self.cfg.render.background
+        if mode == "white":
+            return BACKGROUND
+        if mode == "learned":
+            rgb = self.background.expand(b, v, RGB)
+        elif background is not None:
+            assert background.shape == (b, v, RGB), f"background must be ({b}, {v}, 3), got {tuple(background.shape)}"
+            rgb = background.to(self.device, torch.float32)
+        else:
+            rgb = torch.tensor(self.cfg.render.background_rgb, device=self.device).expand(b, v, RGB)
+        rest = torch.full((b, v, self.cfg.decoder.feature_channels - RGB), BACKGROUND, device=rgb.device)
+        return torch.cat([rgb, rest], dim=-1)  # (B, V, F)
 
     def render(
         self, planes: torch.Tensor, c2w: torch.Tensor, fovy: torch.Tensor, resolution: int | None = None

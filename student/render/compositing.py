@@ -1,4 +1,4 @@
-"""Alpha compositing of samples along rays onto a white background (NeRF's quadrature, Max 1995).
+"""Alpha compositing of samples along rays onto a background, white by default (NeRF's quadrature, Max 1995).
 
 Each sample stands for the interval between the midpoints to its neighbours, the first reaching back to the
 ray's entry into the box and the last forward to its exit, so the intervals tile [near, far] exactly: a
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-BACKGROUND = 1.0  # white, like the teacher views; every feature channel composites onto 1
+BACKGROUND = 1.0  # white, like the procedural teacher's views; the default of every feature channel
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,16 @@ def sample_intervals(depths: torch.Tensor, near: torch.Tensor, far: torch.Tensor
 
 
 def composite(
-    depths: torch.Tensor, sigma: torch.Tensor, features: torch.Tensor, near: torch.Tensor, far: torch.Tensor
+    depths: torch.Tensor,
+    sigma: torch.Tensor,
+    features: torch.Tensor,
+    near: torch.Tensor,
+    far: torch.Tensor,
+    background: torch.Tensor | float = BACKGROUND,
 ) -> Composite:
-    """depths, sigma (B, N, S) with sigma >= 0, features (B, N, S, C), near/far (B, N) -> Composite."""
+    """depths, sigma (B, N, S) with sigma >= 0, features (B, N, S, C), near/far (B, N) -> Composite.
+
+    background: what the rays end on, a float or a tensor broadcasting to (B, N, C)."""
     assert depths.shape == sigma.shape == features.shape[:-1], (
         f"depths {tuple(depths.shape)}, sigma {tuple(sigma.shape)}, features {tuple(features.shape)}"
     )
@@ -46,6 +53,6 @@ def composite(
     weights = alpha * transmittance  # (B, N, S)
     opacity = weights.sum(dim=-1)
     final_t = 1 - opacity
-    feats = (weights.unsqueeze(-1) * features).sum(dim=-2) + final_t.unsqueeze(-1) * BACKGROUND  # (B, N, C)
+    feats = (weights.unsqueeze(-1) * features).sum(dim=-2) + final_t.unsqueeze(-1) * background  # (B, N, C)
     depth = (weights * depths).sum(dim=-1) + final_t * far
     return Composite(feats, weights, boundaries, opacity, depth)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 
 from pipeline.cameras import BOX_HALF
-from student.render.compositing import Composite, composite
+from student.render.compositing import BACKGROUND, Composite, composite
 from student.render.rays import ray_box_bounds
 from student.render.sampling import importance_depths, stratified_depths
 
@@ -29,9 +29,15 @@ class VolumeRenderer:
         self.num_stratified, self.num_importance, self.box_half = num_stratified, num_importance, box_half
 
     def __call__(
-        self, field: Field, origins: torch.Tensor, dirs: torch.Tensor, rng: torch.Generator | None = None
+        self,
+        field: Field,
+        origins: torch.Tensor,
+        dirs: torch.Tensor,
+        rng: torch.Generator | None = None,
+        background: torch.Tensor | float = BACKGROUND,
     ) -> Composite:
-        """origins, dirs (B, N, 3) -> Composite over N rays. generator: jitter samples (training); None: don't."""
+        """origins, dirs (B, N, 3) -> Composite over N rays. rng: jitter samples (training); None: don't.
+        background: float or tensor broadcasting to (B, N, C), what the rays end on."""
         assert origins.shape == dirs.shape and origins.shape[-1] == 3, f"{tuple(origins.shape)} vs {tuple(dirs.shape)}"
         near, far, _ = ray_box_bounds(origins, dirs, self.box_half)  # (B, N)
         depths = stratified_depths(near, far, self.num_stratified, rng)  # (B, N, Ns)
@@ -45,7 +51,7 @@ class VolumeRenderer:
             sigma = torch.cat([sigma, sigma_f], dim=-1).gather(-1, order)
             feats = torch.cat([feats, feats_f], dim=-2)
             feats = feats.gather(-2, order.unsqueeze(-1).expand(*order.shape, feats.shape[-1]))
-        return composite(depths, sigma, feats, near, far)
+        return composite(depths, sigma, feats, near, far, background)
 
     @staticmethod
     def _query(

@@ -77,7 +77,10 @@ def resolve_against_data(cfg: TrainConfig, info: DatasetInfo) -> TrainConfig:
         num_views=info.num_views,
         resolution=info.resolution,
     )
-    gen = dataclasses.replace(gen, text_encoder=info.text_encoder, text_dim=info.text_dim, camera=camera)
+    render = gen.render
+    if render.background == "shards":  # generation and previews show the dataset's typical background
+        render = dataclasses.replace(render, background_rgb=info.background)
+    gen = dataclasses.replace(gen, text_encoder=info.text_encoder, text_dim=info.text_dim, camera=camera, render=render)
     return dataclasses.replace(cfg, generator=gen)
 
 

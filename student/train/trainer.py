@@ -53,8 +53,11 @@ class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; training stopped without writing a checkpoint of the broken state."""
 
 
-def select_views(batch: ShardBatch, k: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """k distinct random views of each sample: images (B, k, 3, H, W) in [0, 1], c2w (B, k, 4, 4), fovy (B, k)."""
+def select_views(
+    batch: ShardBatch, k: int, rng: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """k distinct random views of each sample (of those the loader decoded): images (B, k, 3, H, W) in [0, 1],
+    c2w (B, k, 4, 4), fovy (B, k), background (B, k, 3)."""
     b, v = batch.fovy.shape
     if not 1 <= k <= v:
         raise ValueError(f"optim.views_per_sample must lie in [1, {v}], got {k}")
@@ -65,6 +68,7 @@ def select_views(batch: ShardBatch, k: int, rng: torch.Generator) -> tuple[torch
         images.gather(1, index),
         batch.cameras.gather(1, pick.view(b, k, 1, 1).expand(b, k, 4, 4)),
         batch.fovy.gather(1, pick),
+        batch.background.gather(1, pick.view(b, k, 1).expand(b, k, 3)),
     )
 
 
@@ -117,7 +121,9 @@ class Trainer:
         """One G step and one D step on `batch`; returns the scalar losses. Raises NonFiniteLossError."""
         cfg, loss_cfg, dev = self.cfg, self.cfg.loss, self.device
         rng = step_rng(cfg.seed, self.rank, step, dev)  # z, jitter, regularisers (on the model's device)
-        real, c2w, fovy = select_views(batch, cfg.optim.views_per_sample, step_rng(cfg.seed, self.rank, step, "cpu", 1))
+        real, c2w, fovy, background = select_views(
+            batch, cfg.optim.views_per_sample, step_rng(cfg.seed, self.rank, step, "cpu", 1)
+        )
         b, k = fovy.shape
         real, c2w, fovy, emb = real.to(dev), c2w.to(dev), fovy.to(dev), batch.emb.to(dev)
         labels = Cameras(c2w.reshape(b * k, 4, 4), fovy.reshape(b * k), 1).eg3d_label()  # (BK, 25)
@@ -130,7 +136,7 @@ class Trainer:
         with self._autocast():
             w = self.G.mapping(z, emb, self._mapping_camera(labels[::k], rng))
             planes = self.G.synthesis(w)
-            fake = self.G.render_views(planes, c2w, fovy, rng=rng)
+            fake = self.G.render_views(planes, c2w, fovy, rng=rng, background=background)
             fake_img, fake_raw = fake.image.flatten(0, 1), fake.raw.flatten(0, 1)  # (BK, 3, H, W), (BK, 3, h, w)
             g_logits = self.D(fake_img, fake_raw, text, d_camera)
         loss_g = generator_loss(g_logits.float())

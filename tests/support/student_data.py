@@ -55,12 +55,17 @@ def make_procedural_shards(
     *,
     teacher_name: str = "procedural",
     text_encoder: str = "onehot-test",
+    background: tuple[int, int, int] | None = None,
 ) -> Path:
-    """len(prompts) * seeds samples of 4 views, `per_shard` samples per tar (labelled as `teacher_name`'s)."""
+    """len(prompts) * seeds samples of 4 views, `per_shard` samples per tar (labelled as `teacher_name`'s);
+    `background` repaints the teacher's pure white background in that uint8 colour."""
     directory.mkdir(parents=True, exist_ok=True)
     teacher = ProceduralTeacher(resolution=resolution, supersample=1)
     pairs = [(p, s) for s in range(seeds) for p in prompts]
     out = teacher.generate([p for p, _ in pairs], [s for _, s in pairs])
+    if background is not None:
+        white = (out.views == 255).all(axis=-1, keepdims=True)  # (N, V, H, W, 1)
+        out = dataclasses.replace(out, views=np.where(white, np.array(background, np.uint8), out.views))
     samples = [
         ShardSample(
             key=sample_key(prompt_id(p), s),
