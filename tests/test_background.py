@@ -118,4 +118,6 @@ def test_the_camera_distribution_the_dump_declared_reaches_the_checkpoint_config
     position = orbit.c2w[:, :3, 3]
     assert torch.allclose(position.norm(dim=-1), torch.tensor(2.5))
     elevation = torch.rad2deg(torch.asin(position[:, 2] / 2.5))
-    assert torch.allclose(elevation, torch.tensor(15.0), atol=1e-4) and torch.allclose(orbit.fovy_deg, torch.tensor(35.0))
+    assert torch.allclose(elevation, torch.tensor(15.0), atol=1e-4) and torch.allclose(
+        orbit.fovy_deg, torch.tensor(35.0)
+    )
