@@ -31,7 +31,7 @@ TRAIN_DIR ?= runs/train
 CKPT ?=
 PORT ?= 7860
 
-.PHONY: help install test lint format dump train gen eval bench demo app clean-runs
+.PHONY: help install test lint format dump train gen eval bench demo app app-screenshot clean-runs
 
 help:
 	@echo "make install   create $(VENV) with pip (no-op when up to date)"
@@ -42,6 +42,7 @@ help:
 	@echo "make bench     measure teacher, dump, loader, trainer and generation; writes bench/results.json"
 	@echo "make demo      dump + train + generate + eval on the embedded procedural default"
 	@echo "make app       serve the web app on http://127.0.0.1:$(PORT) [CKPT=<checkpoint dir>] (default: newest)"
+	@echo "make app-screenshot  docs/app.png: the app after generating 'a red cube' in headless chromium"
 
 install: $(STAMP)
 
@@ -78,6 +79,9 @@ eval: install
 
 app: install
 	$(PY) -m student.app.cli $(if $(CKPT),--ckpt $(CKPT),) --port $(PORT)
+
+app-screenshot: install
+	$(PY) -m student.app.screenshot $(if $(CKPT),--ckpt $(CKPT),) --out docs/app.png
 
 bench: install
 	$(PY) bench/run_all.py

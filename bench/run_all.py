@@ -35,6 +35,7 @@ STAGES: dict[str, tuple[str, list[str], list[str]]] = {
     "generate": ("bench/bench_generate.py", [], ["--repeats", "3", "--cold-runs", "1"]),
     "mvdream": ("bench/bench_mvdream.py", [], ["--quick"]),
     "data": ("bench/bench_data.py", [], ["--quick"]),
+    "app": ("bench/bench_app.py", [], ["--repeats", "2"]),
 }
 DEMO_SHARDS = REPO / "data" / "shards"
 
@@ -134,6 +135,12 @@ HEADLINE = [
     ("generate", "results.prompt_to_mesh_ms", "prompt -> mesh at grid 128, in process, ms", "<= 250"),
     ("generate", "results.cold_process_s", "cold `et3d-gen` process, s", "<= 3"),
     ("generate", "results.cold_peak_rss_mb", "cold `et3d-gen` peak memory, MB", "<= 1536"),
+    (
+        "app",
+        "results.app_text_to_shown_mesh_ms",
+        "web app: text -> mesh shown (GLB written), in process, ms",
+        "<= 1000",
+    ),
 ]
 
 

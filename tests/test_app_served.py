@@ -10,8 +10,9 @@ import time
 import numpy as np
 import pytest
 from support.app_server import free_port, running_app
-from support.browser import Browser, find_chromium
 from support.generation import save_tiny_generator
+
+from student.app.browser import Browser, find_chromium, generate_in_page
 
 pytest.importorskip("gradio", reason="the app extra is not installed: pip install -e '.[app]'")
 
@@ -95,19 +96,7 @@ def test_a_browser_sees_the_red_object_in_the_viewer(app_url, tmp_path):
         pytest.skip("chromium is not installed and .ci/run could not install it (apt-get install chromium)")
     browser = Browser(app_url, executable)
     try:
-        browser.wait_for(
-            "!!document.querySelector('#prompt textarea') && !!document.querySelector('#generate')", 60, "the page"
-        )
-        time.sleep(1.0)  # let the page attach its event handlers
-        browser.type_text("#prompt textarea", "a red cube")
-        browser.click("#generate")
-        browser.wait_for("document.querySelector('#timing').innerText.includes('text to shown mesh')", 90, "a result")
-        canvas = "document.querySelector('#viewer canvas')"
-        browser.wait_for(f"!!{canvas}", 30, "the 3D viewer")
-        rect = browser.evaluate(
-            f"(() => {{ const r = {canvas}.getBoundingClientRect(); "
-            "return {x: r.x, y: r.y, width: r.width, height: r.height}; })()"
-        )
+        rect = generate_in_page(browser, "a red cube")
         deadline, red = time.monotonic() + 60, 0.0
         while red < 0.02 and time.monotonic() < deadline:  # SwiftShader draws the mesh after it has loaded
             time.sleep(1.0)

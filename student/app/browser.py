@@ -127,3 +127,25 @@ class Browser:
             self.proc.kill()
             self.proc.wait()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def generate_in_page(browser: Browser, prompt: str, timeout_s: float = 90.0) -> dict:
+    """Type ``prompt`` into the et3d-app page, click Generate and wait for the result and the 3D viewer's canvas.
+
+    Returns the canvas's bounding box {x, y, width, height} in page pixels (a screenshot clip).
+    """
+    browser.wait_for(
+        "!!document.querySelector('#prompt textarea') && !!document.querySelector('#generate')", 60, "the page"
+    )
+    time.sleep(1.0)  # let the page attach its event handlers
+    browser.type_text("#prompt textarea", prompt)
+    browser.click("#generate")
+    browser.wait_for(
+        "document.querySelector('#timing').innerText.includes('text to shown mesh')", timeout_s, "a result"
+    )
+    canvas = "document.querySelector('#viewer canvas')"
+    browser.wait_for(f"!!{canvas}", 30, "the 3D viewer")
+    return browser.evaluate(
+        f"(() => {{ const r = {canvas}.getBoundingClientRect(); "
+        "return {x: r.x, y: r.y, width: r.width, height: r.height}; })()"
+    )
