@@ -88,6 +88,9 @@ class SuperResConfig:
     output_resolution: int = 256
     channel_base: int = 16384  # EG3D's 64->256 super-resolution: 128 channels at 128^2, 64 at 256^2
     channel_max: int = 128
+    # Pixels of the rendered feature image repeated at each edge before super-resolving and cropped after, so
+    # the convolutions' zero padding cannot draw a frame into the image (0 = EG3D's behaviour).
+    edge_pad: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ class DiscriminatorConfig:
     mbstd_group: int = 4  # StyleGAN2's minibatch-stddev group size
     # EG3D conditions D on the camera; it makes z carry per-seed pose (docs/student.md §Differences from EG3D).
     camera_cond: bool = True
+    mapping_lr_multiplier: float = 0.01  # StyleGAN2-ADA's D mapping; larger lets the conditioning move in short runs
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,22 @@ class LossConfig:
     density_reg_points: int = 1000  # points per sample
     density_reg_eps: float = 0.008  # perturbation in world units (EG3D: 1/256 of its box; ours is 2 wide)
     mismatch_weight: float = 1.0  # (real image, wrong text) scored as fake
+    # Mismatched texts: "random" = another sample's prompt; "nearest" = the in-batch prompt whose embedding is
+    # closest (a hard negative, e.g. same shape in another colour) among those that differ.
+    mismatch_pairing: str = "random"
+    # Paired latents (MSGAN, Mao et al. 2019): samples 2j and 2j+1 share prompt and camera but not z, and G pays
+    # pair_diversity * relu(pair_diversity_target - mean |image_2j - image_2j+1|). 0 = off.
+    pair_diversity: float = 0.0
+    pair_diversity_target: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.mismatch_pairing not in ("random", "nearest"):
+            raise ValueError(f"loss.mismatch_pairing must be 'random' or 'nearest', got {self.mismatch_pairing!r}")
+        if self.pair_diversity < 0 or self.pair_diversity_target < 0:
+            raise ValueError(
+                f"loss.pair_diversity and loss.pair_diversity_target must be >= 0, got "
+                f"{self.pair_diversity}, {self.pair_diversity_target}"
+            )
 
 
 @dataclass(frozen=True)

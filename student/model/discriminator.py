@@ -80,7 +80,7 @@ class Discriminator(nn.Module):
         layers = []
         for _ in range(cfg.mapping_layers):
             # StyleGAN2-ADA's D mapping keeps the default mapping lr multiplier of 0.01.
-            layers.append(EqualizedLinear(width, cfg.cmap_dim, lr_multiplier=0.01, rng=rng))
+            layers.append(EqualizedLinear(width, cfg.cmap_dim, lr_multiplier=cfg.mapping_lr_multiplier, rng=rng))
             width = cfg.cmap_dim
         self.mapping = nn.ModuleList(layers)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from student.config import SuperResConfig
@@ -45,6 +46,7 @@ class SuperResolution(nn.Module):
                 "times a power of two"
             )
         self.factor, self.feature_channels, self.code_dim = factor, feature_channels, code_dim
+        self.edge_pad = cfg.edge_pad
         blocks, in_ch, res = [], feature_channels, in_resolution
         for _ in range(int(math.log2(factor))):
             res *= 2
@@ -59,7 +61,12 @@ class SuperResolution(nn.Module):
         assert f == self.feature_channels and code.shape == (n, self.code_dim), (
             f"{tuple(features.shape)}, {tuple(code.shape)}"
         )
-        x, img = features, features[:, :RGB]
+        p = self.edge_pad
+        x = F.pad(features, (p, p, p, p), mode="replicate") if p else features  # (N, F, h + 2p, w + 2p)
+        img = x[:, :RGB]
         for block in self.blocks:
             x, img = block(x, img, code)  # img = torgb(x) + upsample(img): a new tensor each block
+        if p:
+            q = p * self.factor
+            img = img[..., q:-q, q:-q]  # (N, 3, H, W): the padded margin, where zero padding acts, is cut off
         return img

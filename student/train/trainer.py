@@ -72,6 +72,33 @@ def select_views(
     )
 
 
+def pair_sources(batch: int, device: torch.device) -> torch.Tensor:
+    """(B,) index of the real sample whose prompt and camera each fake takes: 0, 0, 2, 2, 4, 4, ...
+
+    Pairs sit at adjacent indices so that no minibatch-stddev group of the discriminator (samples i, i + N/G,
+    ...) holds both members of a pair: the fake groups then look like the real ones, four different prompts."""
+    if batch % 2:
+        raise ValueError(f"loss.pair_diversity needs an even batch size, got {batch}")
+    return torch.arange(batch, device=device) // 2 * 2
+
+
+def pair_spread(images: torch.Tensor) -> torch.Tensor:
+    """images (B, V, 3, H, W) with samples 2j, 2j+1 paired -> (B/2,) mean |difference| of each pair."""
+    return (images[0::2] - images[1::2]).abs().flatten(1).mean(dim=1)
+
+
+def nearest_other_prompt(emb: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+    """emb (B, D) -> (B,) index of the sample whose prompt differs and whose embedding is closest (cosine); a
+    sample whose batch holds only its own prompt gets itself (the caller masks such pairs out)."""
+    unit = torch.nn.functional.normalize(emb, dim=1)
+    sim = unit @ unit.t()  # (B, B)
+    same = torch.tensor([[p == q for q in prompts] for p in prompts], device=emb.device)
+    sim = sim.masked_fill(same, float("-inf"))
+    best = sim.argmax(dim=1)
+    alone = torch.isinf(sim).all(dim=1)
+    return torch.where(alone, torch.arange(len(prompts), device=emb.device), best)
+
+
 class Trainer:
     def __init__(
         self,
@@ -129,19 +156,31 @@ class Trainer:
         labels = Cameras(c2w.reshape(b * k, 4, 4), fovy.reshape(b * k), 1).eg3d_label()  # (BK, 25)
         text = emb.repeat_interleave(k, dim=0)  # (B, D) -> (BK, D)
         d_camera = labels if cfg.discriminator.camera_cond else None
+        # The fakes' conditions: the real samples' own, or with paired latents sample 2j's for 2j and 2j+1.
+        paired = loss_cfg.pair_diversity > 0
+        source = pair_sources(b, dev) if paired else torch.arange(b, device=dev)  # (B,)
+        f_emb, f_c2w, f_fovy = emb[source], c2w[source], fovy[source]
+        f_view = (source.repeat_interleave(k) * k + torch.arange(b * k, device=dev) % k) if paired else None
+        f_text = text if f_view is None else text[f_view]  # (BK, D)
+        f_labels = labels if f_view is None else labels[f_view]  # (BK, 25)
+        f_camera = f_labels if cfg.discriminator.camera_cond else None
 
         # Generator step. D's weights are frozen; its input gradients flow into G.
         self.D.requires_grad_(False)
         z = self.G.sample_z(b, rng)
         with self._autocast():
-            w = self.G.mapping(z, emb, self._mapping_camera(labels[::k], rng))
+            w = self.G.mapping(z, f_emb, self._mapping_camera(f_labels[::k], rng))
             planes = self.G.synthesis(w)
-            fake = self.G.render_views(planes, c2w, fovy, rng=rng, background=background)
+            fake = self.G.render_views(planes, f_c2w, f_fovy, rng=rng, background=background[source])
             fake_img, fake_raw = fake.image.flatten(0, 1), fake.raw.flatten(0, 1)  # (BK, 3, H, W), (BK, 3, h, w)
-            g_logits = self.D(fake_img, fake_raw, text, d_camera)
+            g_logits = self.D(fake_img, fake_raw, f_text, f_camera)
         loss_g = generator_loss(g_logits.float())
         values = {"loss/G": loss_g.item()}
         total_g = loss_g
+        if paired:
+            spread = pair_spread(fake.image)  # (B/2,)
+            total_g = total_g + loss_cfg.pair_diversity * (loss_cfg.pair_diversity_target - spread).clamp_min(0).mean()
+            values["G/pair_spread"] = spread.mean().item()
         if loss_cfg.density_reg > 0 and step % loss_cfg.density_reg_interval == 0:
             with full_precision(dev):  # differences of nearby densities: fp32, whatever the training precision
                 planes32 = planes.float()
@@ -161,7 +200,7 @@ class Trainer:
         self.D.requires_grad_(True)
         fake_img, fake_raw = fake_img.detach().float(), fake_raw.detach().float()
         with self._autocast():
-            fake_logits = self.D(fake_img, fake_raw, text, d_camera).float()
+            fake_logits = self.D(fake_img, fake_raw, f_text, f_camera).float()
         do_r1 = loss_cfg.r1_gamma > 0 and step % loss_cfg.r1_interval == 0
         real_img = resize(real.flatten(0, 1), fake_img.shape[-1])  # (BK, 3, H, W); no-op at the output size
         # The real raw image: the view filtered down to the rendering resolution (EG3D's filtered_resizing).
@@ -178,7 +217,10 @@ class Trainer:
             {"loss/D": total_d.item(), "D/real": real_logits.mean().item(), "D/fake": fake_logits.mean().item()}
         )
         if loss_cfg.mismatch_weight > 0:
-            perm = torch.randperm(b, generator=rng, device=dev)
+            if loss_cfg.mismatch_pairing == "nearest":
+                perm = nearest_other_prompt(emb, batch.prompts)
+            else:
+                perm = torch.randperm(b, generator=rng, device=dev)
             valid = torch.tensor(
                 [batch.prompts[i] != batch.prompts[j] for i, j in enumerate(perm.tolist())], device=dev
             )
