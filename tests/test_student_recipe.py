@@ -1,0 +1,108 @@
+"""The training-recipe knobs of the `cpu` preset: paired latents, nearest-text negatives, the D mapping learning
+rate, and super-resolution edge padding. Each is checked for what it changes, on tiny sizes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from support.student_data import make_procedural_shards, one_torch_thread, tiny_plan
+
+from student.config import LossConfig, SuperResConfig
+from student.model.discriminator import Discriminator
+from student.model.superres import SuperResolution
+from student.presets import tiny
+from student.train.trainer import Trainer, nearest_other_prompt, pair_sources, pair_spread
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return make_procedural_shards(tmp_path_factory.mktemp("shards"))
+
+
+def test_pair_sources_put_pair_members_side_by_side_and_never_in_one_minibatch_std_group():
+    source = pair_sources(16, torch.device("cpu"))
+    assert source.tolist() == [0, 0, 2, 2, 4, 4, 6, 6, 8, 8, 10, 10, 12, 12, 14, 14]
+    groups = torch.arange(16).reshape(4, 4).t()  # the discriminator's groups: samples i, i + 4, i + 8, i + 12
+    for group in groups:
+        assert len(set(source[group].tolist())) == 4, group
+    with pytest.raises(ValueError, match="even batch"):
+        pair_sources(5, torch.device("cpu"))
+
+
+def test_pair_spread_is_the_mean_absolute_difference_within_each_pair():
+    images = torch.zeros(4, 2, 3, 8, 8)
+    images[1] += 0.5  # pair 0 differs by 0.5 everywhere
+    images[2, :, 0] = 1.0  # pair 1: one of three channels differs by 1
+    spread = pair_spread(images)
+    assert torch.allclose(spread, torch.tensor([0.5, 1 / 3]))
+
+
+def test_nearest_other_prompt_picks_the_closest_different_prompt_and_flags_lone_prompts():
+    emb = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    prompts = ["a red cube", "a red cone", "a blue sphere", "a red cube"]
+    assert nearest_other_prompt(emb, prompts).tolist() == [1, 0, 1, 1]
+    assert nearest_other_prompt(emb[:1], prompts[:1]).tolist() == [0]  # nothing else to pick: itself
+
+
+def test_loss_config_rejects_unknown_pairing_and_negative_weights():
+    with pytest.raises(ValueError, match="mismatch_pairing"):
+        LossConfig(mismatch_pairing="hardest")
+    with pytest.raises(ValueError, match="pair_diversity"):
+        LossConfig(pair_diversity=-1.0)
+
+
+def test_paired_step_renders_pairs_at_one_camera_and_reports_their_spread(shards, tmp_path):
+    plan = tiny_plan(shards, tmp_path / "run")
+    cfg = plan.config
+    cfg = dataclasses.replace(
+        cfg,
+        loss=dataclasses.replace(cfg.loss, pair_diversity=1.0, pair_diversity_target=0.5, mismatch_pairing="nearest"),
+    )
+    trainer = Trainer(dataclasses.replace(plan, config=cfg), progress_bar=False)
+    before = {k: v.clone() for k, v in trainer.G.state_dict().items()}
+    values = trainer.step(next(iter(trainer.stream)), step=1)
+    assert 0 < values["G/pair_spread"] < 0.5  # a fresh G's pairs differ, but less than the target: the hinge acts
+    assert all(torch.isfinite(torch.tensor(v)) for v in values.values()), values
+    assert any(not torch.equal(before[k], v) for k, v in trainer.G.state_dict().items())
+
+
+def test_d_mapping_lr_multiplier_scales_the_conditioning_layers_only():
+    cfg = tiny().discriminator
+    slow = Discriminator(cfg, 16, 8, rng=torch.Generator().manual_seed(0))
+    fast = Discriminator(
+        dataclasses.replace(cfg, mapping_lr_multiplier=0.5), 16, 8, rng=torch.Generator().manual_seed(0)
+    )
+    x = torch.randn(3, 8, generator=torch.Generator().manual_seed(1))
+    camera = torch.zeros(3, 25) if cfg.camera_cond else None
+    # Equalized lr: stored weights are N(0, 1) / multiplier, used times multiplier / sqrt(fan_in). Both networks
+    # compute the same function at init; the multiplier scales how far an Adam step moves the effective weights.
+    assert torch.allclose(fast.condition(x, camera), slow.condition(x, camera), atol=1e-5)
+    assert fast.mapping[0].weight_gain / slow.mapping[0].weight_gain == pytest.approx(0.5 / 0.01)
+    assert fast.text_embed.weight_gain == slow.text_embed.weight_gain  # the text projection is not a mapping layer
+
+
+def test_edge_padding_removes_the_frame_that_zero_padding_draws_around_a_uniform_image():
+    """A uniform white feature image (the background) must super-resolve to a uniform image: with zero padding
+    the border pixels differ from the interior, with replicate edge padding they do not."""
+    features = torch.ones(2, 4, 8, 8)  # (N, F, h, w), everything background
+    code = torch.randn(2, 12, generator=torch.Generator().manual_seed(0))
+
+    def border_excess(edge_pad: int) -> float:
+        cfg = SuperResConfig(output_resolution=16, channel_base=64, channel_max=8, edge_pad=edge_pad)
+        sr = SuperResolution(cfg, 8, 4, 12, rng=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            img = sr(features, code)  # (N, 3, 16, 16)
+        assert img.shape == (2, 3, 16, 16)
+        interior = img[..., 4:-4, 4:-4].mean(dim=(-2, -1), keepdim=True)
+        return float((img - interior).abs()[..., :2, :].mean())  # top 2-pixel rows
+
+    assert border_excess(0) > 1e-3
+    assert border_excess(2) < 1e-6
