@@ -91,6 +91,10 @@ class SuperResConfig:
     # Pixels of the rendered feature image repeated at each edge before super-resolving and cropped after, so
     # the convolutions' zero padding cannot draw a frame into the image (0 = EG3D's behaviour).
     edge_pad: int = 0
+    # Where the rendered opacity (upsampled) is below this, the output fades to the background: empty space is
+    # exactly background-coloured, as in the teacher views, while the object keeps the super-resolved detail.
+    # 0 = off (EG3D: the super-resolved image is used as it is).
+    background_gate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,14 @@ class DiscriminatorConfig:
     # EG3D conditions D on the camera; it makes z carry per-seed pose (docs/student.md §Differences from EG3D).
     camera_cond: bool = True
     mapping_lr_multiplier: float = 0.01  # StyleGAN2-ADA's D mapping; larger lets the conditioning move in short runs
+    # Also feed D each pixel's world ray direction as 3 input channels (needs camera_cond). The projection head
+    # alone must learn cos(4 (yaw - azimuth))-like features to tell a cube that never turns from one that does;
+    # with the rays beside the pixels, the convolutions can relate edges to world directions directly.
+    ray_input: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ray_input and not self.camera_cond:
+            raise ValueError("discriminator.ray_input needs discriminator.camera_cond (the rays come from the camera)")
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,17 @@ import pytest
 import torch
 from support.student_data import make_procedural_shards, one_torch_thread, tiny_plan
 
+from pipeline.cameras import orbit_cameras
 from student.config import LossConfig, SuperResConfig
-from student.model.discriminator import Discriminator
+from student.model.discriminator import Discriminator, ray_directions
+from student.model.generator import TriplaneGenerator
 from student.model.superres import SuperResolution
 from student.presets import tiny
 from student.train.trainer import Trainer, nearest_other_prompt, pair_sources, pair_spread
+
+
+def tiny_generator_config():
+    return dataclasses.replace(tiny().generator, text_encoder="test", text_dim=8)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -106,3 +112,38 @@ def test_edge_padding_removes_the_frame_that_zero_padding_draws_around_a_uniform
 
     assert border_excess(0) > 1e-3
     assert border_excess(2) < 1e-6
+
+
+def test_ray_directions_from_a_camera_label_are_the_cameras_own_rays():
+    cams = orbit_cameras(3, 20.0, 15.0, radius=2.7, fovy_deg=40.0, resolution=8)
+    dirs = ray_directions(cams.eg3d_label(), 8)  # (3, 3, 8, 8)
+    _, expected = cams.rays()  # (3, 8, 8, 3)
+    assert torch.allclose(dirs, expected.permute(0, 3, 1, 2), atol=1e-5)
+
+
+def test_ray_input_discriminator_reads_the_camera_through_its_pixels():
+    cfg = dataclasses.replace(tiny().discriminator, ray_input=True, camera_cond=True)
+    D = Discriminator(cfg, 16, 8, rng=torch.Generator().manual_seed(0))
+    assert D.from_rgb.weight.shape[1] == 9  # final RGB, raw RGB, ray direction
+    image, raw = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 8, 8)
+    front, side = (orbit_cameras(2, e, 0.0, resolution=16).eg3d_label() for e in (0.0, 30.0))
+    assert not torch.allclose(D.features(image, raw, front), D.features(image, raw, side))
+    with pytest.raises(ValueError, match="camera_cond"):
+        dataclasses.replace(cfg, camera_cond=False)
+
+
+def test_background_gate_makes_empty_space_exactly_background_and_keeps_the_object():
+    gen_cfg = tiny_generator_config()
+    planes = torch.zeros(1, 3, gen_cfg.synthesis.plane_channels, 16, 16)
+    cams = orbit_cameras(2, 15.0, 0.0, resolution=16)
+    c2w, fovy = cams.c2w.unsqueeze(0), cams.fovy_deg.unsqueeze(0)  # (1, 2, 4, 4), (1, 2)
+
+    def render(gate: float) -> torch.Tensor:
+        cfg = dataclasses.replace(gen_cfg, superres=dataclasses.replace(gen_cfg.superres, background_gate=gate))
+        G = TriplaneGenerator(cfg, rng=torch.Generator().manual_seed(0)).eval()
+        G.decoder.cfg = dataclasses.replace(G.decoder.cfg, density_shift=-50.0)  # empty: sigma ~ 0 everywhere
+        with torch.no_grad():
+            return G.render_views(planes, c2w, fovy).image  # (1, 2, 3, 16, 16)
+
+    assert (render(0.0) - 1).abs().max() > 1e-3  # the super-resolution tints empty space
+    assert (render(0.1) - 1).abs().max() < 1e-4  # gated: white wherever nothing was rendered

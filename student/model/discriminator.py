@@ -17,11 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.cameras import Cameras
 from student.config import DiscriminatorConfig
 from student.model.equalized import EqualizedConv2d, EqualizedLinear, lrelu, normalize_2nd_moment
 from student.model.mapping import CAMERA_LABEL_DIM
 
 IMAGE_CHANNELS = 6  # final RGB + upsampled raw RGB
+RAY_CHANNELS = 3  # world direction of each pixel's ray, with `ray_input`
 
 
 def resize(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -31,6 +33,16 @@ def resize(image: torch.Tensor, size: int) -> torch.Tensor:
     # Antialiased resampling has no bf16/fp16 CPU kernel: filter in fp32 and return the input's dtype.
     out = F.interpolate(image.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return out.to(image.dtype)
+
+
+def ray_directions(label: torch.Tensor, resolution: int) -> torch.Tensor:
+    """EG3D-style camera labels (N, 25) -> unit world ray directions through the pixel centres (N, 3, R, R)."""
+    n = label.shape[0]
+    c2w = label[:, :16].reshape(n, 4, 4)
+    focal = label[:, 16]  # normalised focal length 0.5 / tan(fovy / 2) (Cameras.intrinsics_normalised)
+    fovy_deg = torch.rad2deg(2 * torch.atan(0.5 / focal))
+    _, dirs = Cameras(c2w, fovy_deg, resolution).rays()  # (N, R, R, 3)
+    return dirs.permute(0, 3, 1, 2)
 
 
 def dual_image(image: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
@@ -65,7 +77,8 @@ class Discriminator(nn.Module):
         def channels(res: int) -> int:
             return min(cfg.channel_base // res, cfg.channel_max)
 
-        self.from_rgb = EqualizedConv2d(IMAGE_CHANNELS, channels(resolution), 1, rng=rng)
+        in_channels = IMAGE_CHANNELS + (RAY_CHANNELS if cfg.ray_input else 0)
+        self.from_rgb = EqualizedConv2d(in_channels, channels(resolution), 1, rng=rng)
         self.blocks = nn.ModuleList(
             DiscriminatorBlock(channels(2**k), channels(2 ** (k - 1)), rng=rng) for k in range(log2, 2, -1)
         )
@@ -84,12 +97,16 @@ class Discriminator(nn.Module):
             width = cfg.cmap_dim
         self.mapping = nn.ModuleList(layers)
 
-    def features(self, image: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
-        """image (N, 3, H, W) in [0, 1], raw (N, 3, h, w) -> image features (N, cmap_dim)."""
+    def features(self, image: torch.Tensor, raw: torch.Tensor, camera: torch.Tensor | None = None) -> torch.Tensor:
+        """image (N, 3, H, W) in [0, 1], raw (N, 3, h, w), camera (N, 25) iff ray_input -> features (N, cmap_dim)."""
         n = image.shape[0]
         assert image.shape == (n, 3, self.resolution, self.resolution), f"image {tuple(image.shape)}"
         assert raw.shape[:2] == (n, 3), f"raw {tuple(raw.shape)}"
-        x = lrelu(self.from_rgb(dual_image(image, raw) * 2 - 1))  # to StyleGAN's [-1, 1] range
+        x = dual_image(image, raw) * 2 - 1  # (N, 6, H, W) in StyleGAN's [-1, 1] range
+        if self.cfg.ray_input:
+            assert camera is not None and camera.shape == (n, CAMERA_LABEL_DIM), "camera label (N, 25) required"
+            x = torch.cat([x, ray_directions(camera.float(), self.resolution).to(x.dtype)], dim=1)  # (N, 9, H, W)
+        x = lrelu(self.from_rgb(x))
         for block in self.blocks:
             x = block(x)
         x = torch.cat([x, self._minibatch_std(x)], dim=1)  # (N, C4 + 1, 4, 4)
@@ -121,7 +138,7 @@ class Discriminator(nn.Module):
         self, image: torch.Tensor, raw: torch.Tensor, text_emb: torch.Tensor, camera: torch.Tensor | None
     ) -> torch.Tensor:
         """-> logits (N,)."""
-        return self.score(self.features(image, raw), self.condition(text_emb, camera))
+        return self.score(self.features(image, raw, camera), self.condition(text_emb, camera))
 
     def _minibatch_std(self, x: torch.Tensor) -> torch.Tensor:
         """StyleGAN2's minibatch standard deviation over groups of samples: (N, C, H, W) -> (N, 1, H, W)."""

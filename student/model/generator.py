@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -166,6 +167,12 @@ class TriplaneGenerator(nn.Module):
         code = plane_code(planes).repeat_interleave(v, dim=0)  # (B, 3C) -> (BV, 3C)
         image = self.superres(feats, code)  # (BV, 3, H, H)
         size = image.shape[-1]
+        gate_level = self.cfg.superres.background_gate
+        if gate_level > 0:
+            alpha = out.opacity.reshape(b * v, 1, h, h)
+            alpha = F.interpolate(alpha, size=(size, size), mode="bilinear", align_corners=False)  # (BV, 1, H, H)
+            gate = (alpha / gate_level).clamp(max=1)  # (BV, 1, H, H): 0 in empty space, 1 on the object
+            image = gate * image + (1 - gate) * BACKGROUND
         return Rendering(
             image=image.reshape(b, v, RGB, size, size),
             raw=feats[:, :RGB].reshape(b, v, RGB, h, h),

@@ -210,7 +210,7 @@ class Trainer:
         # R1 differentiates D's output with respect to its input: that pass runs in fp32 (StyleGAN2-ADA likewise
         # keeps its gradient penalty out of reduced precision); the other real passes use the training precision.
         with full_precision(dev) if do_r1 else self._autocast():
-            real_features = self.D.features(real_img, real_raw)
+            real_features = self.D.features(real_img, real_raw, d_camera)
             real_logits = self.D.score(real_features, self.D.condition(text, d_camera)).float()
         total_d = discriminator_loss(real_logits, fake_logits)
         values.update(
