@@ -138,12 +138,19 @@ def test_background_gate_makes_empty_space_exactly_background_and_keeps_the_obje
     cams = orbit_cameras(2, 15.0, 0.0, resolution=16)
     c2w, fovy = cams.c2w.unsqueeze(0), cams.fovy_deg.unsqueeze(0)  # (1, 2, 4, 4), (1, 2)
 
-    def render(gate: float) -> torch.Tensor:
-        cfg = dataclasses.replace(gen_cfg, superres=dataclasses.replace(gen_cfg.superres, background_gate=gate))
+    def render(gate: float, background: torch.Tensor | None = None) -> torch.Tensor:
+        mode = "white" if background is None else "shards"
+        cfg = dataclasses.replace(
+            gen_cfg,
+            superres=dataclasses.replace(gen_cfg.superres, background_gate=gate),
+            render=dataclasses.replace(gen_cfg.render, background=mode),
+        )
         G = TriplaneGenerator(cfg, rng=torch.Generator().manual_seed(0)).eval()
         G.decoder.cfg = dataclasses.replace(G.decoder.cfg, density_shift=-50.0)  # empty: sigma ~ 0 everywhere
         with torch.no_grad():
-            return G.render_views(planes, c2w, fovy).image  # (1, 2, 3, 16, 16)
+            return G.render_views(planes, c2w, fovy, background=background).image  # (1, 2, 3, 16, 16)
 
     assert (render(0.0) - 1).abs().max() > 1e-3  # the super-resolution tints empty space
     assert (render(0.1) - 1).abs().max() < 1e-4  # gated: white wherever nothing was rendered
+    grey = torch.tensor([0.5, 0.55, 0.6]).expand(1, 2, 3)  # each view's recorded background (render.background=shards)
+    assert (render(0.1, grey) - grey.reshape(1, 2, 3, 1, 1)).abs().max() < 1e-4

@@ -160,6 +160,8 @@ class TriplaneGenerator(nn.Module):
         h = raw_resolution or self.cfg.render.resolution
         origins, dirs = camera_rays(c2w, fovy, h)  # (B, V*h*h, 3)
         bg = self.background_features(b, v, background)  # (B, V, F) or a float
+        # The background colour of each image, (BV, 3, 1, 1) or a float, for the gate below.
+        bg_rgb = bg[..., :RGB].reshape(b * v, RGB, 1, 1) if isinstance(bg, torch.Tensor) else bg
         if isinstance(bg, torch.Tensor):
             bg = bg.repeat_interleave(h * h, dim=1)  # (B, V*h*h, F), rays are view-major
         out = self.renderer(lambda p: self.field(planes, p), origins, dirs, rng, bg)
@@ -172,7 +174,7 @@ class TriplaneGenerator(nn.Module):
             alpha = out.opacity.reshape(b * v, 1, h, h)
             alpha = F.interpolate(alpha, size=(size, size), mode="bilinear", align_corners=False)  # (BV, 1, H, H)
             gate = (alpha / gate_level).clamp(max=1)  # (BV, 1, H, H): 0 in empty space, 1 on the object
-            image = gate * image + (1 - gate) * BACKGROUND
+            image = gate * image + (1 - gate) * bg_rgb
         return Rendering(
             image=image.reshape(b, v, RGB, size, size),
             raw=feats[:, :RGB].reshape(b, v, RGB, h, h),
