@@ -15,6 +15,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "teacher_dump", "student")
+# The student's parts, lowest first. A module imports its own part and lower ones only: never a higher part, never
+# another part of its own rank. "" is the student's top-level modules (configs, run layout), the base of all.
+# Training uses evaluation's measuring code; evaluation reads training's results from files, never imports it.
+STUDENT_LAYERS = (("",), ("render",), ("mesh", "model"), ("generate",), ("eval", "app"), ("train",))
 
 
 def module_name(path: Path, root: Path = REPO) -> str:
@@ -69,6 +73,27 @@ def top_levels(graph: dict[str, set[str]], package: str) -> dict[str, set[str]]:
     return {m: {n.split(".")[0] for n in deps} for m, deps in graph.items() if m.split(".")[0] == package}
 
 
+def student_part(module: str) -> str:
+    """`student.eval.report` -> "eval"; `student.config` -> "" (a top-level module)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 else ""
+
+
+def upward_imports(graph: dict[str, set[str]], layers: tuple[tuple[str, ...], ...]) -> list[str]:
+    """Every import of a student module that goes to a higher part or a sibling part of the same rank."""
+    rank = {part: i for i, layer in enumerate(layers) for part in layer}
+    bad = []
+    for module, deps in sorted(graph.items()):
+        if module.split(".")[0] != "student":
+            continue
+        here = student_part(module)
+        for dep in sorted(d for d in deps if d.split(".")[0] == "student"):
+            there = student_part(dep)
+            if there != here and rank[there] >= rank[here]:
+                bad.append(f"{module} -> {dep}")
+    return bad
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str]:
     """One import cycle as [a, b, ..., a], or [] when the graph has none (iterative depth-first search)."""
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
@@ -121,6 +146,12 @@ def test_pipeline_imports_neither_stage_nor_heavy_teacher_libraries():
     assert not bad, bad
 
 
+def test_student_parts_import_downwards_only(graph):
+    parts = {student_part(m) for m in graph if m.startswith("student.")}
+    assert parts == {p for layer in STUDENT_LAYERS for p in layer}  # a new part must be given its place
+    assert upward_imports(graph, STUDENT_LAYERS) == []
+
+
 def test_no_import_cycles(graph):
     assert find_cycle(graph) == []
 
@@ -141,6 +172,22 @@ def test_the_checker_sees_imports_and_cycles(tmp_path):
     assert find_cycle(small) == ["pkg.a", "pkg.sub.b", "pkg.c", "pkg.a"]
     (pkg / "c.py").write_text("import os\n")
     assert find_cycle(import_graph(("pkg",), tmp_path)) == []
+
+
+def test_the_direction_check_sees_upward_and_sideways_imports():
+    graph = {
+        "student.config": set(),
+        "student.model.g": {"student.config", "student.render.r"},
+        "student.render.r": {"student.model.g"},  # up
+        "student.mesh.m": {"student.render.r"},  # sideways: same rank
+        "student.train.t": {"student.eval.e", "student.train.u"},
+        "student.eval.e": {"student.model.g"},
+    }
+    layers = (("",), ("render", "mesh"), ("model",), ("eval",), ("train",))
+    assert upward_imports(graph, layers) == [
+        "student.mesh.m -> student.render.r",
+        "student.render.r -> student.model.g",
+    ]
 
 
 # The repository stands alone (docs/design.md): nothing in it may read or cite files beside the checkout, or

@@ -20,13 +20,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.atomic import atomic_write_bytes
+from pipeline.cameras import Cameras
 from pipeline.procedural import parse_prompt, render_scene, sample_scene
+
+if TYPE_CHECKING:
+    from student.generate.api import ET3D
+    from student.model.generator import TriplaneGenerator
 
 WHITE, BLACK, GREY, LIGHT = (255, 255, 255), (0, 0, 0), (110, 110, 110), (225, 225, 225)
 HELD_OUT = (213, 94, 0)  # the mark of a prompt the student never saw
@@ -91,14 +97,14 @@ def _tile(image: np.ndarray, side: int) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(image)).resize((side, side), Image.Resampling.NEAREST)
 
 
-def view_cameras(generator, num_views: int = 1, azimuth_deg: float = VIEW_AZIMUTH_DEG):
+def view_cameras(generator: TriplaneGenerator, num_views: int = 1, azimuth_deg: float = VIEW_AZIMUTH_DEG) -> Cameras:
     """The cameras both sides of a comparison are rendered from, at the student's output resolution."""
     return generator.config.camera.middle_orbit(
         num_views, azimuth_deg, resolution=generator.config.superres.output_resolution
     )
 
 
-def student_views(model, prompt_or_embedding, seeds: Sequence[int], cameras) -> np.ndarray:
+def student_views(model: ET3D, prompt_or_embedding, seeds: Sequence[int], cameras: Cameras) -> np.ndarray:
     """(S, V, H, W, 3) uint8: the student's renders of one prompt (or embedding (D,)) for each seed."""
     emb = model.encode([prompt_or_embedding])[0] if isinstance(prompt_or_embedding, str) else prompt_or_embedding
     gens = model.synthesize(emb[None].expand(len(seeds), -1), ["" for _ in seeds], list(seeds))
@@ -109,13 +115,13 @@ def student_views(model, prompt_or_embedding, seeds: Sequence[int], cameras) -> 
         )
 
 
-def teacher_views(prompt: str, seeds: Sequence[int], cameras) -> np.ndarray:
+def teacher_views(prompt: str, seeds: Sequence[int], cameras: Cameras) -> np.ndarray:
     """(S, V, H, W, 3) uint8: the procedural teacher's renders of one prompt for each seed."""
     spec = parse_prompt(prompt)
     return np.stack([render_scene(sample_scene(spec, seed), cameras).numpy() for seed in seeds])
 
 
-def comparison_grid(model, train: Sequence[str], heldout: Sequence[str], config: PicturesConfig) -> Image.Image:
+def comparison_grid(model: ET3D, train: Sequence[str], heldout: Sequence[str], config: PicturesConfig) -> Image.Image:
     """Rows of prompts, columns of seeds; each cell the teacher's view then the student's (same camera)."""
     cams = view_cameras(model.generator)
     seeds = list(range(config.seeds))
@@ -146,7 +152,7 @@ def comparison_grid(model, train: Sequence[str], heldout: Sequence[str], config:
     return image
 
 
-def turntable(model, prompts: Sequence[str], config: PicturesConfig, seed: int = 0) -> list[Image.Image]:
+def turntable(model: ET3D, prompts: Sequence[str], config: PicturesConfig, seed: int = 0) -> list[Image.Image]:
     """Frames of the prompts side by side, each orbiting once, with their prompts written above."""
     cams = view_cameras(model.generator, config.turntable_frames, 0.0)
     views = [student_views(model, p, [seed], cams)[0] for p in prompts]  # P x (F, H, W, 3)
@@ -162,7 +168,9 @@ def turntable(model, prompts: Sequence[str], config: PicturesConfig, seed: int =
     return frames
 
 
-def interpolation_strip(model, prompt_a: str, prompt_b: str, config: PicturesConfig, seed: int = 0) -> Image.Image:
+def interpolation_strip(
+    model: ET3D, prompt_a: str, prompt_b: str, config: PicturesConfig, seed: int = 0
+) -> Image.Image:
     """One z, the embedding slerped from prompt_a to prompt_b in `interpolation_steps` steps, ends included."""
     from student.generate.api import embedding_path
 
