@@ -31,7 +31,7 @@ TRAIN_DIR ?= runs/train
 CKPT ?=
 PORT ?= 7860
 
-.PHONY: help install test lint format dump train gen eval bench demo app app-screenshot clean-runs
+.PHONY: help install test lint format dump train gen eval bench gpu-check demo app app-screenshot clean-runs
 
 help:
 	@echo "make install   create $(VENV) with pip (no-op when up to date)"
@@ -40,6 +40,7 @@ help:
 	@echo "make train     SHARDS=$(SHARDS) PRESET=$(PRESET) MINUTES=$(MINUTES) WORKERS=1 (resumes the latest run)"
 	@echo "make eval      CKPT=<checkpoint dir> (default: newest)"
 	@echo "make bench     measure teacher, dump, loader, trainer and generation; writes bench/results.json"
+	@echo "make gpu-check on a CUDA machine (install included, <= 8 min): writes bench/gpu.json and bench/gpu.md"
 	@echo "make demo      dump + train + generate + eval on the embedded procedural default"
 	@echo "make app       serve the web app on http://127.0.0.1:$(PORT) [CKPT=<checkpoint dir>] (default: newest)"
 	@echo "make app-screenshot  docs/app.png: the app after generating 'a red cube' in headless chromium"
@@ -85,6 +86,10 @@ app-screenshot: install
 
 bench: install
 	$(PY) bench/run_all.py
+
+# From a fresh checkout on a CUDA machine: install, then the paper-preset GPU numbers (bench/gpu_check.py).
+gpu-check: install
+	$(PY) bench/gpu_check.py --device cuda
 
 demo: install
 	@echo "== 1/5 dump: $(PROMPTS) -> $(OUT) (finished shards are kept)"
