@@ -39,6 +39,12 @@ def train(
     skip_corrupt: bool = typer.Option(
         False, "--skip-corrupt", help="Skip samples that cannot be read (counted, reported) instead of stopping."
     ),
+    max_failures: int = typer.Option(
+        3,
+        "--max-failures",
+        min=0,
+        help="With --workers > 1: restarts after a worker dies (each resumes from the last checkpoint).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved plan and exit."),
     list_keys: bool = typer.Option(False, "--list-keys", help="Print every overridable config key and exit."),
 ) -> None:
@@ -75,17 +81,19 @@ def train(
     typer.echo(plan.describe() if dry_run else f"run dir {plan.run_dir}; resume from {plan.resume_from or 'scratch'}")
     if dry_run:
         return
+    from student.train.distributed import DataParallelError, run_data_parallel
     from student.train.trainer import CorruptDataError, NonFiniteLossError, Trainer
 
     try:
         if workers > 1:
-            from student.train.distributed import run_data_parallel
-
-            run_data_parallel(plan, workers)
+            run_data_parallel(plan, workers, max_failures)
         else:
             Trainer(plan).train()
     except (NonFiniteLossError, CorruptDataError) as err:
         typer.echo(f"error: training stopped: {err}", err=True)
+        raise typer.Exit(3) from None
+    except DataParallelError as err:
+        typer.echo(f"error: {err}", err=True)
         raise typer.Exit(3) from None
 
 
