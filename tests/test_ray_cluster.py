@@ -70,14 +70,14 @@ def _stop(root: Path) -> None:
 
 def _start_node(cmd: list[str], node_root: Path, env: dict[str, str]) -> None:
     """`ray start` with its files under `node_root`. Ray gives a node 30 s to register, which a loaded
-    machine can miss: a failed start is cleaned up and tried once more in a fresh directory."""
-    for attempt in range(2):
+    machine can miss: a failed start is cleaned up and tried again (3 tries) in a fresh directory."""
+    for attempt in range(3):
         directory = node_root.with_name(f"{node_root.name}{attempt}")
         done = subprocess.run([*cmd, f"--temp-dir={directory}"], env=env, capture_output=True, text=True, timeout=300)
         if done.returncode == 0:
             return
         _stop(directory)
-    raise AssertionError(f"ray start failed twice: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+    raise AssertionError(f"ray start failed three times: {done.stdout[-2000:]}{done.stderr[-2000:]}")
 
 
 @pytest.fixture(scope="module")
