@@ -41,6 +41,8 @@ Examples (the checkpoint defaults to the newest one of `make train`):
   et3d-gen "a red cube" -o cube.glb --faces 5000 --texture 1024
 
   et3d-gen --prompts-file prompts.txt -o out/asset.glb --grid 96 --faces 2000
+
+  et3d-gen "a red cube" -o cube.ply --device cuda --precision bf16
 """
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

@@ -5,6 +5,7 @@ Examples:
     et3d-train --data data/shards/demo --preset cpu                # resume or start runs/train/NNNNN-cpu
     et3d-train --data data/shards/demo --preset cpu --minutes 20 --dry-run
     et3d-train --data shards --preset paper --workers 8 --optim.batch_size=64 --loss.r1_gamma=2
+    et3d-train --data shards --preset paper --workers 8 --optim.precision=bf16   # autocast; fp32 weights
     et3d-train --preset cpu --list-keys                            # every --key=value override and its value
     et3d-train --data shards --preset paper --skip-corrupt         # skip unreadable samples, counted in stats.jsonl
 """
