@@ -14,7 +14,7 @@ export TOKENIZERS_PARALLELISM := false
 PROMPTS ?= data/prompts/demo.txt
 HELDOUT ?= data/prompts/heldout.txt
 TEACHER ?= procedural
-SAMPLES ?= 16
+SAMPLES ?= 64
 VIEWS ?= 4
 RES ?= 64
 OUT ?= data/shards
@@ -24,7 +24,7 @@ MVDREAM ?=
 # train
 SHARDS ?= $(OUT)
 PRESET ?= cpu
-MINUTES ?= 20
+MINUTES ?= 10
 TRAIN_WORKERS ?= 1
 TRAIN_DIR ?= runs/train
 # eval, app
@@ -76,7 +76,7 @@ train: install
 
 eval: install
 	$(PY) -m student.eval.cli $(if $(CKPT),--ckpt $(CKPT),) --runs $(TRAIN_DIR) --shards $(SHARDS) \
-		--prompts $(PROMPTS) --heldout $(HELDOUT)
+		--prompts $(PROMPTS) --heldout $(HELDOUT) --heldout-seeds 16
 
 app: install
 	$(PY) -m student.app.cli $(if $(CKPT),--ckpt $(CKPT),) --port $(PORT)
