@@ -94,6 +94,7 @@ def cluster(tmp_path_factory):
     }
     env.pop("RAY_ADDRESS", None)
     ray_start = [str(RAY), "start", "--num-cpus=1", "--object-store-memory=100000000", "--disable-usage-stats"]
+    ray_start.append("--include-log-monitor=false")  # one process less per node; nothing here reads worker logs
     try:
         head = [f"--port={port}", "--include-dashboard=false", '--resources={"node_a": 1}']
         _start_node([*ray_start, "--head", *head], root / "h", env)
