@@ -11,7 +11,9 @@ from PIL import Image
 from support.generation import save_tiny_generator, use_hash_encoder
 
 from student.eval import pictures as pic
+from student.eval.figures import PALETTE
 from student.generate.api import ET3D
+from student.generate.preview import save_image
 
 CONFIG = pic.PicturesConfig(
     train_prompts=2, heldout_prompts=1, seeds=2, cell=64, turntable_frames=4, interpolation_steps=3,
@@ -69,10 +71,10 @@ def test_training_curve_reads_minutes_and_measures_each_checkpoint(model, run_di
     assert [m for m, _ in diversity["diversity: image L1"]] == [1.0, 3.0]  # steps 10, 20 at 1 and 3 minutes
     assert all(v >= 0 for pts in diversity.values() for _, v in pts)
     image = pic.training_curve(accuracy, diversity)
-    path = pic.save_png(image, tmp_path / "curve.png")
+    path = save_image(image, tmp_path / "curve.png")
     pixels = np.asarray(Image.open(path).convert("RGB"))
     assert pixels.shape[1] >= pic.MIN_WIDTH
-    for colour in pic.PALETTE[:2]:  # both accuracy lines are drawn
+    for colour in PALETTE[:2]:  # both accuracy lines are drawn
         assert (pixels[:, :520] == colour).all(-1).sum() > 20
 
 

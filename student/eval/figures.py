@@ -1,20 +1,18 @@
 """The report's images, drawn with PIL alone: confusion matrices, the training curve and the preview grid.
 
-Each function returns a `PIL.Image`; `save_png` writes one atomically. Sizes are fixed in pixels so that the
+Each function returns a `PIL.Image`; `student.generate.preview.save_image` writes one atomically. Sizes are fixed in pixels so that the
 figures read the same in any Markdown viewer.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline.atomic import atomic_write_bytes
 from student.eval.confusion import ConfusionMatrix
 
 WHITE, BLACK, GREY, LIGHT = (255, 255, 255), (0, 0, 0), (120, 120, 120), (225, 225, 225)
@@ -30,13 +28,6 @@ def _font(size: int = FONT_SIZE) -> ImageFont.ImageFont | ImageFont.FreeTypeFont
 def _text_size(font, text: str) -> tuple[int, int]:
     left, top, right, bottom = font.getbbox(text)
     return right - left, bottom - top
-
-
-def save_png(image: Image.Image, path: str | Path) -> Path:
-    """Write `image` as PNG atomically; returns the path written."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def _vertical_text(text: str, font, fill=BLACK) -> Image.Image:
@@ -103,18 +94,29 @@ def curve_figure(
     series: dict[str, list[tuple[float, float]]],
     size: tuple[int, int] = (720, 360),
     x_label: str = "step",
-    y_max: float = 1.0,
+    y_max: float | None = 1.0,
     empty_note: str = "no oracle evaluations in stats.jsonl",
+    y_label: str = "",
+    legend: Literal["right", "below"] = "right",
 ) -> Image.Image:
-    """Values in [0, y_max] (accuracy by default) against training step or minutes, one line per series, legend
-    on the right."""
+    """Values in [0, y_max] (accuracy by default) against training step or minutes, one line per series.
+
+    `y_max=None` fits the range to the data: max(1, the largest value rounded up to a quarter). The legend goes
+    right of the plot or below it (the image's height then leaves 18 px per series under the x label).
+    """
+    if legend not in ("right", "below"):
+        raise ValueError(f"legend must be 'right' or 'below', got {legend!r}")
     font = _font()
     width, height = size
-    left, right, top, bottom = 50, 170, 34, 40
+    below = legend == "below"
+    left, right, top = 50, 14 if below else 170, 34
+    bottom = 44 + 18 * len(series) if below else 40
     image = Image.new("RGB", size, WHITE)
     draw = ImageDraw.Draw(image)
     draw.text((left, 8), title, font=_font(14), fill=BLACK)
     x1, y1 = width - right, height - bottom
+    if y_max is None:
+        y_max = max(1.0, math.ceil(max((v for points in series.values() for _, v in points), default=1.0) * 4) / 4)
     max_step = max((s for points in series.values() for s, _ in points), default=1) or 1
     step_tick = _nice_step(max_step)
     x_max = math.ceil(max_step / step_tick) * step_tick
@@ -131,7 +133,9 @@ def curve_figure(
         draw.line([(x, y1), (x, y1 + 4)], fill=GREY)
         label = f"{k * step_tick:g}"
         draw.text((x - _text_size(font, label)[0] / 2, y1 + 6), label, font=font, fill=GREY)
-    draw.text(((left + x1) / 2 - 12, height - 18), x_label, font=font, fill=GREY)
+    draw.text(((left + x1) / 2 - 12, y1 + 22), x_label, font=font, fill=GREY)
+    if y_label:
+        draw.text((left + 4, top + 2), y_label, font=font, fill=GREY)
     draw.rectangle((left, top, x1, y1), outline=GREY)
     for n, (name, points) in enumerate(series.items()):
         colour = PALETTE[n % len(PALETTE)]
@@ -140,9 +144,9 @@ def curve_figure(
             draw.line(xy, fill=colour, width=2)
         for x, y in xy:
             draw.ellipse((x - 2.5, y - 2.5, x + 2.5, y + 2.5), fill=colour)
-        ly = top + 4 + 18 * n
-        draw.line([(x1 + 12, ly + 7), (x1 + 36, ly + 7)], fill=colour, width=3)
-        draw.text((x1 + 42, ly), name, font=font, fill=BLACK)
+        lx, ly = (left, y1 + 40 + 18 * n) if below else (x1 + 12, top + 4 + 18 * n)
+        draw.line([(lx, ly + 7), (lx + 24, ly + 7)], fill=colour, width=3)
+        draw.text((lx + 30, ly), name, font=font, fill=BLACK)
     if not series:
         draw.text((left + 12, top + 12), empty_note, font=font, fill=GREY)
     return image

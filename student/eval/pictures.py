@@ -9,16 +9,16 @@
   against training minutes.
 
 Every image is at least 512 pixels wide; renders (16-128 px) are enlarged with nearest-neighbour so their
-pixels stay honest. Written with PIL alone, atomically (`pipeline.atomic`).
+pixels stay honest. Written with PIL alone, atomically (`student.generate.preview.save_image` / `save_gif`).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,17 +26,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline.atomic import atomic_write_bytes
 from pipeline.cameras import Cameras
 from pipeline.procedural import parse_prompt, render_scene, sample_scene
+from student.eval.figures import curve_figure
 
 if TYPE_CHECKING:
     from student.generate.api import ET3D
     from student.model.generator import TriplaneGenerator
 
-WHITE, BLACK, GREY, LIGHT = (255, 255, 255), (0, 0, 0), (110, 110, 110), (225, 225, 225)
+WHITE, BLACK, GREY = (255, 255, 255), (0, 0, 0), (110, 110, 110)
 HELD_OUT = (213, 94, 0)  # the mark of a prompt the student never saw
-PALETTE = ((0, 114, 178), (230, 159, 0), (0, 158, 115), (213, 94, 0), (204, 121, 167), (86, 180, 233))
 MIN_WIDTH = 512
 VIEW_AZIMUTH_DEG = 30.0  # away from the faces-on view, so a cube shows three faces
 
@@ -62,20 +61,6 @@ class PicturesConfig:
 
 def _font(size: int = 14):
     return ImageFont.load_default(size=size)
-
-
-def save_png(image: Image.Image, path: str | Path) -> Path:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
-def save_gif(frames: Sequence[Image.Image], path: str | Path, fps: float = 12.0) -> Path:
-    buffer = io.BytesIO()
-    frames[0].save(
-        buffer, format="GIF", save_all=True, append_images=list(frames[1:]), duration=round(1000 / fps), loop=0
-    )
-    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def varied_prompts(prompts: Sequence[str], n: int) -> list[str]:
@@ -249,56 +234,16 @@ def diversity_series(
     return {k: v for k, v in series.items() if v}
 
 
-def minutes_panel(
-    title: str, series: dict[str, list[tuple[float, float]]], y_label: str, size=(520, 360)
-) -> Image.Image:
-    """Lines of (minutes, value), y from 0 to max(1, the largest value), legend below the plot."""
-    width, height = size
-    left, right, top = 46, 14, 30
-    bottom = 44 + 18 * len(series)
-    image = Image.new("RGB", size if series else (width, height), WHITE)
-    draw = ImageDraw.Draw(image)
-    draw.text((left, 6), title, font=_font(15), fill=BLACK)
-    x1, y1 = width - right, height - bottom
-    values = [v for pts in series.values() for _, v in pts]
-    x_max = max((m for pts in series.values() for m, _ in pts), default=1.0) or 1.0
-    y_max = max(1.0, math.ceil(max(values, default=1.0) * 4) / 4)
-
-    def px(m: float, v: float) -> tuple[float, float]:
-        return left + (x1 - left) * m / x_max, y1 - (y1 - top) * v / y_max
-
-    for k in range(int(y_max * 4) + 1):
-        _, y = px(0, k / 4)
-        draw.line([(left, y), (x1, y)], fill=LIGHT)
-        draw.text((6, y - 7), f"{k / 4:.2f}", font=_font(12), fill=GREY)
-    for k in range(6):
-        x, _ = px(x_max * k / 5, 0)
-        draw.text((x - 10, y1 + 4), f"{x_max * k / 5:.1f}", font=_font(12), fill=GREY)
-    draw.text(((left + x1) / 2 - 20, y1 + 20), "minutes", font=_font(12), fill=GREY)
-    draw.text((left + 4, top + 2), y_label, font=_font(12), fill=GREY)
-    draw.rectangle((left, top, x1, y1), outline=GREY)
-    for n, (name, points) in enumerate(series.items()):
-        colour = PALETTE[n % len(PALETTE)]
-        xy = [px(m, v) for m, v in sorted(points)]
-        if len(xy) > 1:
-            draw.line(xy, fill=colour, width=2)
-        for x, y in xy:
-            draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
-        ly = y1 + 40 + 18 * n
-        draw.line([(left, ly + 7), (left + 24, ly + 7)], fill=colour, width=3)
-        draw.text((left + 30, ly), name, font=_font(13), fill=BLACK)
-    if not series:
-        draw.text((left + 12, top + 12), "nothing recorded", font=_font(13), fill=GREY)
-    return image
-
-
 def training_curve(
     accuracy: dict[str, list[tuple[float, float]]], diversity: dict[str, list[tuple[float, float]]]
 ) -> Image.Image:
     """Two panels side by side: oracle accuracy and diversity ratio, both against training minutes."""
     height = 380 + 18 * max(len(accuracy), len(diversity))
-    left = minutes_panel("oracle accuracy", accuracy, "accuracy", (520, height))
-    right = minutes_panel("diversity (student / teacher spread)", diversity, "ratio (1 = teacher's)", (520, height))
+    panel = partial(
+        curve_figure, size=(520, height), x_label="minutes", y_max=None, legend="below", empty_note="nothing recorded"
+    )
+    left = panel("oracle accuracy", accuracy, y_label="accuracy")
+    right = panel("diversity (student / teacher spread)", diversity, y_label="ratio (1 = teacher's)")
     image = Image.new("RGB", (1040, height), WHITE)
     image.paste(left, (0, 0))
     image.paste(right, (520, 0))

@@ -34,6 +34,7 @@ def pictures(
     from student.generate.api import ET3D
     from student.generate.errors import GenerationError
     from student.generate.loading import resolve_checkpoint
+    from student.generate.preview import save_gif, save_image
     from student.run_layout import RunDir, run_dir_for
 
     config = pic.PicturesConfig(seeds=seeds, curve_checkpoints=curve_checkpoints)
@@ -57,21 +58,17 @@ def pictures(
 
     stage(
         "grid",
-        lambda: pic.save_png(
-            pic.comparison_grid(model, rows, held[: config.heldout_prompts], config), out / "grid.png"
-        ),
+        lambda: save_image(pic.comparison_grid(model, rows, held[: config.heldout_prompts], config), out / "grid.png"),
     )
     spin = pic.varied_prompts(train, config.turntable_prompts)
-    stage("turntable", lambda: pic.save_gif(pic.turntable(model, spin, config), out / "turntable.gif"))
+    stage("turntable", lambda: save_gif(pic.turntable(model, spin, config), out / "turntable.gif"))
     ends = (rows[0], rows[1] if len(rows) > 1 else held[0])
-    stage(
-        "interpolation", lambda: pic.save_png(pic.interpolation_strip(model, *ends, config), out / "interpolation.png")
-    )
+    stage("interpolation", lambda: save_image(pic.interpolation_strip(model, *ends, config), out / "interpolation.png"))
 
     def curve():
         accuracy = pic.accuracy_series(RunDir(run_dir).stats)
         diversity = pic.diversity_series(model, run_dir, rows, config)
-        return pic.save_png(pic.training_curve(accuracy, diversity), out / "training_curve.png")
+        return save_image(pic.training_curve(accuracy, diversity), out / "training_curve.png")
 
     stage("training curve", curve)
 

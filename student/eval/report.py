@@ -33,7 +33,7 @@ from student.eval.attributes import AttributeResult, evaluate_attributes
 from student.eval.clip_metrics import ClipConfig, ClipModel, render_clip_views, score_clip_views
 from student.eval.curves import CurveConfig, curve_work, measure_run
 from student.eval.diversity import DiversityConfig, DiversityResult, cover_shapes, evaluate_diversity
-from student.eval.figures import confusion_figure, curve_figure, preview_figure, save_png, stack_figures
+from student.eval.figures import confusion_figure, curve_figure, preview_figure, stack_figures
 from student.eval.frame import compare_frames
 from student.eval.inputs import CheckpointInfo, EvalInputError, PromptSets, embed_prompts
 from student.eval.markdown import SET_NAMES, render_report
@@ -41,6 +41,7 @@ from student.eval.mesh_accuracy import GeometryConfig, GroundTruth, evaluate_geo
 from student.eval.oracle_accuracy import make_eval_set, spread
 from student.eval.training_log import TrainingLog, read_training_log
 from student.eval.unseen import UnseenSet, evaluate_unseen
+from student.generate.preview import save_image
 from student.model.generator import TriplaneGenerator
 from student.run_layout import load_training_prompts, run_checkpoints
 
@@ -427,6 +428,6 @@ def _write(out_dir: Path, metrics: dict, figures: dict[str, Image.Image]) -> Non
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out_dir) as tmp:
         for name, image in figures.items():
-            save_png(image, tmp / name)
+            save_image(image, tmp / name)
         atomic_write_json(tmp / "metrics.json", metrics)
         atomic_write_text(tmp / "report.md", render_report(metrics))

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 
 def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
@@ -27,22 +32,23 @@ def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
     return canvas.reshape(rows, columns, h, w, 3).transpose(0, 2, 1, 3, 4).reshape(rows * h, columns * w, 3)
 
 
-def save_image(image: np.ndarray, path: str | Path) -> Path:
-    """(H, W, 3) uint8 -> PNG or JPEG by suffix, atomically; returns the path written."""
+def save_image(image: np.ndarray | PIL.Image.Image, path: str | Path) -> Path:
+    """(H, W, 3) uint8 (or a PIL image) -> PNG or JPEG by suffix, atomically; returns the path written."""
     from PIL import Image
 
     path = Path(path)
     fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
+    image = image if isinstance(image, Image.Image) else Image.fromarray(image)
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format=fmt)
+    image.save(buffer, format=fmt)
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def save_gif(frames: np.ndarray, path: str | Path, fps: float = 12.0) -> Path:
-    """(F, H, W, 3) uint8 -> a looping GIF, atomically; returns the path written."""
+def save_gif(frames: np.ndarray | Sequence[PIL.Image.Image], path: str | Path, fps: float = 12.0) -> Path:
+    """(F, H, W, 3) uint8 (or a sequence of PIL images) -> a looping GIF, atomically; returns the path written."""
     from PIL import Image
 
-    images = [Image.fromarray(f) for f in frames]
+    images = [f if isinstance(f, Image.Image) else Image.fromarray(f) for f in frames]
     buffer = io.BytesIO()
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
     return atomic_write_bytes(path, buffer.getvalue())
