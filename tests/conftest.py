@@ -37,3 +37,23 @@ def golden_dir() -> Path:
     if not GOLDEN.is_dir():
         pytest.fail(f"the MVDream golden data is missing: {GOLDEN} (it is tracked in git; restore it)")
     return GOLDEN
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a whole module (`support.student_data.one_torch_thread`); a module takes it with
+    `pytestmark = pytest.mark.usefixtures("one_thread")`, so it wraps the module's other fixtures too."""
+    from support.student_data import one_torch_thread
+
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def shards(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of procedural shards per module (`support.student_data.make_procedural_shards`); a module may
+    set `SHARD_SEEDS` to change the samples per prompt."""
+    from support.student_data import make_procedural_shards
+
+    seeds = getattr(request.module, "SHARD_SEEDS", 4)
+    return make_procedural_shards(tmp_path_factory.mktemp("shards"), seeds=seeds)

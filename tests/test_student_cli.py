@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from support.student_data import make_procedural_shards, one_torch_thread
 from typer.testing import CliRunner
 
 from student.run_layout import run_checkpoints
@@ -13,15 +12,8 @@ from student.train.stats import read_stats
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    return make_procedural_shards(tmp_path_factory.mktemp("shards"), seeds=2)
+pytestmark = pytest.mark.usefixtures("one_thread")  # `one_thread` and `shards` are in tests/conftest.py
+SHARD_SEEDS = 2
 
 
 def test_dry_run_prints_the_resolved_plan_and_creates_nothing(shards, tmp_path):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from support.student_data import make_procedural_shards, one_torch_thread, tiny_plan
+from support.student_data import tiny_plan
 
 from student.precision import autocast, check_precision
 from student.run_layout import TRAIN_META, run_checkpoints
@@ -15,16 +15,7 @@ from student.train.plan import TrainPlan
 from student.train.state import read_run_config
 from student.train.trainer import Trainer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    return make_procedural_shards(tmp_path_factory.mktemp("shards"))
+pytestmark = pytest.mark.usefixtures("one_thread")  # `one_thread` and `shards` are in tests/conftest.py
 
 
 def with_precision(plan: TrainPlan, precision: str) -> TrainPlan:

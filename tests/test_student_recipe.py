@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 import torch
-from support.student_data import make_procedural_shards, one_torch_thread, tiny_plan
+from support.student_data import tiny_plan
 
 from pipeline.cameras import orbit_cameras
 from student.config import LossConfig, SuperResConfig
@@ -22,15 +22,7 @@ def tiny_generator_config():
     return dataclasses.replace(tiny().generator, text_encoder="test", text_dim=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    return make_procedural_shards(tmp_path_factory.mktemp("shards"))
+pytestmark = pytest.mark.usefixtures("one_thread")  # `one_thread` and `shards` are in tests/conftest.py
 
 
 def test_pair_sources_put_pair_members_side_by_side_and_never_in_one_minibatch_std_group():

@@ -13,7 +13,6 @@ from support.student_data import (
     ONEHOT_DIM,
     PROMPTS,
     make_procedural_shards,
-    one_torch_thread,
     onehot_embedding,
     tiny_plan,
 )
@@ -29,16 +28,7 @@ from student.train.state import Progress, save_checkpoint
 from student.train.stats import read_stats
 from student.train.trainer import NonFiniteLossError, Trainer, select_views
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    return make_procedural_shards(tmp_path_factory.mktemp("shards"))
+pytestmark = pytest.mark.usefixtures("one_thread")  # `one_thread` and `shards` are in tests/conftest.py
 
 
 def first_batch(trainer: Trainer):
