@@ -17,11 +17,12 @@ The files are ordinary WebDataset tars: `webdataset.WebDataset` reads them too.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import random
 import tarfile
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,6 +177,21 @@ class ShardBatch:
         """(B, V, 3, H, W) float32 in [0, 1]."""
         return self.views.permute(0, 1, 4, 2, 3).float() / 255.0
 
+    def reordered(self, order: torch.Tensor) -> ShardBatch:
+        """The same samples in `order` (B,) (a permutation of 0..B-1)."""
+        pick = order.tolist()
+        return dataclasses.replace(
+            self,
+            keys=[self.keys[i] for i in pick],
+            prompts=[self.prompts[i] for i in pick],
+            seeds=self.seeds[order],
+            views=self.views[order],
+            cameras=self.cameras[order],
+            fovy=self.fovy[order],
+            emb=self.emb[order],
+            background=self.background[order],
+        )
+
 
 @dataclass(frozen=True)
 class CorruptSample:
@@ -217,13 +233,17 @@ class ShardDataset(torch.utils.data.IterableDataset):
         seed: int = 0,
         buffer: int = 256,
         views_per_sample: int | None = None,
+        prompt_group: int = 1,
     ):
         if not shards:
             raise ValueError("no shards given")
+        if prompt_group < 1:
+            raise ValueError(f"prompt_group must be >= 1, got {prompt_group}")
         if views_per_sample is not None and views_per_sample < 1:
             raise ValueError(f"views_per_sample must be >= 1 or None (all), got {views_per_sample}")
         self.shards = [str(s) for s in shards]
         self.shuffle, self.seed, self.buffer, self.views_per_sample = shuffle, seed, buffer, views_per_sample
+        self.prompt_group = prompt_group
         self.epoch = 0
 
     def _decode(self, key: str, group: dict[str, bytes], source: str) -> ShardSample:
@@ -283,6 +303,10 @@ class ShardDataset(torch.utils.data.IterableDataset):
                 position = yield from self._read(path, position, worker, workers)
 
     def __iter__(self) -> Iterator[ShardSample | CorruptSample]:
+        stream = self._shuffled()
+        yield from stream if self.prompt_group == 1 else group_by_prompt(stream, self.prompt_group)
+
+    def _shuffled(self) -> Iterator[ShardSample | CorruptSample]:
         stream = self._my_stream()
         if not self.shuffle:
             yield from stream
@@ -301,6 +325,22 @@ class ShardDataset(torch.utils.data.IterableDataset):
         yield from buf
 
 
+def group_by_prompt(stream: Iterable[ShardSample | CorruptSample], size: int) -> Iterator[ShardSample | CorruptSample]:
+    """Runs of `size` samples of one prompt, in the order each run fills up; a corrupt sample passes at once.
+
+    Samples of a prompt whose run is still short at the end of the stream are dropped (fewer than `size` per
+    prompt per epoch). A batch of `size` * n consecutive samples is then n prompts, `size` samples each."""
+    pending: dict[str, list[ShardSample]] = {}
+    for sample in stream:
+        if isinstance(sample, CorruptSample):
+            yield sample
+            continue
+        run = pending.setdefault(sample.prompt, [])
+        run.append(sample)
+        if len(run) == size:
+            yield from pending.pop(sample.prompt)
+
+
 def make_loader(
     shards: Sequence[Path | str],
     batch_size: int,
@@ -312,14 +352,22 @@ def make_loader(
     drop_last: bool = True,
     buffer: int = 256,
     views_per_sample: int | None = None,
+    prompt_group: int = 1,
 ) -> torch.utils.data.DataLoader:
     """A DataLoader of `ShardBatch` for one epoch (call again with epoch+1 for the next).
+
+    With `prompt_group` g > 1 each batch is batch_size / g runs of g samples of one prompt (`group_by_prompt`);
+    batch_size must then be a multiple of g.
 
     The trainer's endless, resumable stream over epochs is `student.train.batch_stream.BatchStream`.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    dataset = ShardDataset(shards, shuffle=shuffle, seed=seed, buffer=buffer, views_per_sample=views_per_sample)
+    if batch_size % prompt_group:
+        raise ValueError(f"batch_size {batch_size} is not a multiple of prompt_group {prompt_group}")
+    dataset = ShardDataset(
+        shards, shuffle=shuffle, seed=seed, buffer=buffer, views_per_sample=views_per_sample, prompt_group=prompt_group
+    )
     dataset.set_epoch(epoch)
     return torch.utils.data.DataLoader(
         dataset,

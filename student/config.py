@@ -188,6 +188,10 @@ class LossConfig:
 class OptimConfig:
     batch_size: int = 32
     views_per_sample: int = 1  # teacher views of one sample rendered with the same z per step
+    # Samples of one prompt per batch group (1 = batches drawn at random). With g > 1 a batch is B/g prompts, g
+    # teacher seeds each, laid out so each of D's minibatch-stddev groups is one prompt: reals spread as the
+    # teacher's seeds do, fakes as G's latents do, so D sees a prompt's collapsed variety (docs/student.md).
+    prompt_group: int = 1
     lr_g: float = 0.0025
     lr_d: float = 0.002
     betas: tuple[float, float] = (0.0, 0.99)

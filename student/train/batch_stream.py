@@ -38,10 +38,12 @@ class BatchStream:
         seed: int,
         num_workers: int,
         views_per_sample: int | None = None,
+        prompt_group: int = 1,
         start: DataPosition = DataPosition(),
     ) -> None:
         self.shards, self.batch_size, self.seed, self.num_workers = list(shards), batch_size, seed, num_workers
         self.views_per_sample = views_per_sample  # None = decode every view
+        self.prompt_group = prompt_group  # consecutive samples of one prompt (`make_loader`)
         self.position = start
 
     def __iter__(self) -> Iterator[ShardBatch]:
@@ -56,6 +58,7 @@ class BatchStream:
                 epoch=epoch,
                 drop_last=True,
                 views_per_sample=self.views_per_sample,
+                prompt_group=self.prompt_group,
             )
             produced = 0
             for index, batch in enumerate(loader):

@@ -68,6 +68,14 @@ def resolve_against_data(cfg: TrainConfig, info: DatasetInfo) -> TrainConfig:
         raise ValueError(
             f"optim.views_per_sample={cfg.optim.views_per_sample} but the shards hold {info.num_views} views"
         )
+    group = cfg.optim.prompt_group
+    if group < 1 or cfg.optim.batch_size % group:
+        raise ValueError(f"optim.prompt_group={group} must be >= 1 and divide optim.batch_size={cfg.optim.batch_size}")
+    if group > 1 and group != cfg.discriminator.mbstd_group:
+        raise ValueError(
+            f"optim.prompt_group={group} must equal discriminator.mbstd_group={cfg.discriminator.mbstd_group}: "
+            "each minibatch-stddev group is one prompt's samples"
+        )
     cams = info.cameras
     camera = dataclasses.replace(
         camera,

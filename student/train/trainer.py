@@ -72,6 +72,16 @@ def select_views(
     )
 
 
+def interleave_groups(prompts: list[str], group: int) -> torch.Tensor | None:
+    """(B,) order that turns runs of `group` samples of one prompt (p p p p q q q q ...) into D's minibatch-stddev
+    layout (p q ... p q ...: group members i, i + B/group, ...); None when the batch is not such runs (a sample
+    was skipped as corrupt), which then trains as drawn."""
+    b = len(prompts)
+    if group < 2 or b % group or any(len(set(prompts[i : i + group])) != 1 for i in range(0, b, group)):
+        return None
+    return torch.arange(b).view(b // group, group).t().reshape(-1)
+
+
 def pair_sources(batch: int, device: torch.device) -> torch.Tensor:
     """(B,) index of the real sample whose prompt and camera each fake takes: 0, 0, 2, 2, 4, 4, ...
 
@@ -138,6 +148,7 @@ class Trainer:
             seed=cfg.seed,
             num_workers=cfg.data.num_workers,
             views_per_sample=o.views_per_sample,
+            prompt_group=o.prompt_group,
             start=self.progress.data,
         )
         self.last_checkpoint: Path | None = plan.resume_from
@@ -148,6 +159,9 @@ class Trainer:
         """One G step and one D step on `batch`; returns the scalar losses. Raises NonFiniteLossError."""
         cfg, loss_cfg, dev = self.cfg, self.cfg.loss, self.device
         rng = step_rng(cfg.seed, self.rank, step, dev)  # z, jitter, regularisers (on the model's device)
+        order = interleave_groups(batch.prompts, cfg.optim.prompt_group)
+        if order is not None:
+            batch = batch.reordered(order)
         real, c2w, fovy, background = select_views(
             batch, cfg.optim.views_per_sample, step_rng(cfg.seed, self.rank, step, "cpu", 1)
         )

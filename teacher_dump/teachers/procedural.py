@@ -27,6 +27,11 @@ class ProceduralTeacherConfig:
     supersample: int = 2  # anti-aliasing: supersample^2 rays per pixel
     elevation_min: float = 0.0  # MVDream's training orbits: elevation in [0, 30) degrees
     elevation_max: float = 30.0
+    # Azimuth of each orbit's first view, drawn in [azimuth_min, azimuth_max). The full circle confounds the
+    # scene's yaw with the camera: a cube turned 30 degrees, seen from azimuth a, is the unturned cube seen
+    # from a + 30. A fixed start (min == max, as MVDream samples) makes yaw visible in every view.
+    azimuth_min: float = 0.0
+    azimuth_max: float = 360.0
     radius: float = DEFAULT_RADIUS
     fovy_deg: float = DEFAULT_FOVY_DEG
 
@@ -35,6 +40,8 @@ class ProceduralTeacherConfig:
             raise ValueError(f"num_views, resolution and supersample must be >= 1, got {self}")
         if not 0 <= self.elevation_min <= self.elevation_max < 90:
             raise ValueError(f"need 0 <= elevation_min <= elevation_max < 90, got {self}")
+        if not 0 <= self.azimuth_min <= self.azimuth_max <= 360:
+            raise ValueError(f"need 0 <= azimuth_min <= azimuth_max <= 360, got {self}")
 
 
 def orbit_seed(prompt: str, seed: int) -> int:
@@ -53,6 +60,7 @@ class ProceduralTeacher(Teacher):
         self.sampler = OrbitSampler(
             num_views=self.cfg.num_views,
             elevation_range=(self.cfg.elevation_min, self.cfg.elevation_max),
+            azimuth_start_range=(self.cfg.azimuth_min, self.cfg.azimuth_max),
             radius=self.cfg.radius,
             fovy_deg=self.cfg.fovy_deg,
             resolution=self.cfg.resolution,
@@ -63,7 +71,10 @@ class ProceduralTeacher(Teacher):
 
     def camera_distribution(self) -> dict:
         c = self.cfg
-        return {"elevation_range": [c.elevation_min, c.elevation_max], "radius": c.radius, "fovy_deg": c.fovy_deg}
+        return {
+            "elevation_range": [c.elevation_min, c.elevation_max],
+            "azimuth_start_range": [c.azimuth_min, c.azimuth_max],
+            "radius": c.radius, "fovy_deg": c.fovy_deg}
 
     def validate_prompts(self, prompts: list[str]) -> None:
         problems = []
