@@ -18,7 +18,7 @@ from pipeline.procedural import AttributeOracle
 from pipeline.shards import ShardSample, make_sample_meta, sample_key, write_shard
 from student.eval.attributes import evaluate_attributes
 from student.eval.chamfer import ChamferConfig
-from student.eval.cli import app
+from student.eval.cli import app, summary
 from student.eval.curves import CurveConfig
 from student.eval.diversity import DiversityConfig
 from student.eval.inputs import (
@@ -155,7 +155,15 @@ def test_report_writes_every_file_with_consistent_numbers(run) -> None:
     assert unseen["per_prompt"]["a scarlet box"]["similarity"] == pytest.approx(1.0)
     per = unseen["per_prompt"].values()
     assert unseen["student"]["colour"] == pytest.approx(sum(v["colour"] for v in per) / 3)
+    # Every wording is at cosine 1 to a recorded embedding: nothing to snap, so snapping changes no score.
+    snapped = unseen["student_nearest"]
+    assert (snapped["snapped"], snapped["count"]) == (0, unseen["student"]["count"])
+    assert {k: snapped[k] for k in ("colour", "shape", "both")} == {
+        k: unseen["student"][k] for k in ("colour", "shape", "both")
+    }
     assert "## Unseen wordings" in (out / "report.md").read_text()
+    assert "| student, far prompts snapped (0 of 3) |" in (out / "report.md").read_text()
+    assert "snapped 0 of 3: colour" in next(line for line in summary(metrics) if line.startswith("unseen"))
     points = saved["curves"]["points"]
     assert [(p["step"], p["minutes"]) for p in points] == [(2, 0.5), (4, 1.5)]
     for p in points:

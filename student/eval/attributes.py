@@ -96,6 +96,22 @@ def subset(eval_set: EvalSet, sl: slice) -> EvalSet:
     )
 
 
+def select(eval_set: EvalSet, keep: Sequence[bool]) -> EvalSet:
+    """The samples of an evaluation set whose `keep` (N,) is true, in order, as an evaluation set."""
+    if len(keep) != len(eval_set):
+        raise ValueError(f"{len(keep)} flags for {len(eval_set)} samples")
+    index = [i for i, k in enumerate(keep) if k]
+    return dataclasses.replace(
+        eval_set,
+        prompts=tuple(eval_set.prompts[i] for i in index),
+        targets=tuple(eval_set.targets[i] for i in index),
+        emb=eval_set.emb[index],
+        z=eval_set.z[index],
+        c2w=eval_set.c2w[index],
+        fovy=eval_set.fovy[index],
+    )
+
+
 def evaluate_attributes(
     G: TriplaneGenerator,
     eval_set: EvalSet,

@@ -208,9 +208,11 @@ def summary(metrics: dict) -> list[str]:
             lines.append(f"diversity {name:<5} student/teacher: {ratios}")
     if metrics.get("unseen"):
         u = metrics["unseen"]
+        snap = u["student_nearest"]
         lines.append(
             f"unseen   colour {u['student']['colour']:.3f}  shape {u['student']['shape']:.3f}  (nearest training "
-            f"prompt: colour {u['nearest_neighbour']['colour']:.3f}  shape {u['nearest_neighbour']['shape']:.3f})"
+            f"prompt: colour {u['nearest_neighbour']['colour']:.3f}  shape {u['nearest_neighbour']['shape']:.3f}; "
+            f"snapped {snap['snapped']} of {u['prompts']}: colour {snap['colour']:.3f}  shape {snap['shape']:.3f})"
         )
     if metrics.get("frame"):
         fr = metrics["frame"]

@@ -109,6 +109,15 @@ def _unseen(u: dict) -> list[str]:
         ["nearest training prompt", _num(u["nearest_neighbour"]["colour"], 3), _num(u["nearest_neighbour"]["shape"], 3),
          _num(u["nearest_neighbour"]["both"], 3)],
     ]  # fmt: skip
+    snap, snapping = u.get("student_nearest"), ""  # absent from metrics written before it was measured
+    if snap is not None:
+        rows.append([f"student, far prompts snapped ({snap['snapped']} of {u['prompts']})", _num(snap["colour"], 3),
+                     _num(snap["shape"], 3), _num(snap["both"], 3)])  # fmt: skip
+        snapping = (
+            f" Snapped: the student with each prompt below the reach threshold ({_num(snap['threshold'], 2)}) "
+            "generated from its nearest training prompt's embedding instead, on the same latents and cameras "
+            "(`et3d-gen --far-prompts nearest`)."
+        )
     per = [
         [p, f"{v['target'][0]} {v['target'][1]}", _num(v["colour"], 2), _num(v["shape"], 2), v["nearest"],
          _num(v["similarity"], 2)]
@@ -121,7 +130,7 @@ def _unseen(u: dict) -> list[str]:
         f'("a scarlet box" is a red cube), {u["seeds"]} latents each, judged by the oracle. Baseline: the labels of '
         f"the training prompt whose text embedding is nearest ({u['reference_prompts']} training prompts, from the "
         f"{u['reference']}); a student that uses what the text encoder knows beats it. Cosine similarity to the "
-        f"nearest training prompt: {_num(u['similarity']['min'], 2)}-{_num(u['similarity']['max'], 2)}.",
+        f"nearest training prompt: {_num(u['similarity']['min'], 2)}-{_num(u['similarity']['max'], 2)}.{snapping}",
         "",
         *_table(["", "colour", "shape", "both"], rows),
         "",

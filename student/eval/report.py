@@ -110,7 +110,8 @@ class ReportPlan:
 
     @property
     def unseen_samples(self) -> int:
-        return len(self.unseen.prompts) * self.config.unseen_seeds if self.unseen is not None else 0
+        """The student's samples, then the same with far prompts snapped (progress counts both)."""
+        return 2 * len(self.unseen.prompts) * self.config.unseen_seeds if self.unseen is not None else 0
 
     @property
     def clip_prompts(self) -> list[str]:
@@ -137,7 +138,7 @@ class ReportPlan:
                 f"diversity:    {len(self.diversity_prompts)} prompts x {cfg.diversity.seeds} seeds x "
                 f"{cfg.diversity.views} views, G_ema and G vs teacher (yaw, scale, shade, image L1); frame border",
                 f"unseen:       {len(self.unseen.prompts)} wordings of {self.unseen_path} x {cfg.unseen_seeds} seeds, "
-                "oracle vs the nearest training prompt's labels"
+                "oracle vs the nearest training prompt's labels and vs the student with far prompts snapped to it"
                 if self.unseen is not None
                 else "unseen:       off (no unseen-wordings file)",
                 f"curves:       {len(self.curve_checkpoints)} kept checkpoints of the run measured (oracle, diversity, "

@@ -3,7 +3,9 @@
 The set (default data/prompts/unseen.tsv: prompt, colour, shape per line, `#` comments) asks whether the student
 uses what the text encoder knows ("a scarlet box" is a red cube) or only the words it was trained on. The
 student's renders are judged by the attribute oracle against the labels, beside a baseline that needs no
-generator: the labels of the training prompt whose text embedding is nearest (what a lookup table would answer).
+generator: the labels of the training prompt whose text embedding is nearest (what a lookup table would answer),
+and beside the student with far prompts snapped (`ET3D(far_prompts="nearest")`): the same latents and cameras, each
+prompt out of reach (`student/generate/reach.py`) generated from its nearest training prompt's embedding instead.
 """
 
 from __future__ import annotations
@@ -97,12 +99,16 @@ def evaluate_unseen(
     oracle=None,
     progress=None,
 ) -> dict:
-    """The student's oracle accuracy on the unseen set (embeddings (P, D)) and the nearest-neighbour baseline over
-    the training prompts `reference` (prompts, (R, D) embeddings); the metrics.json entry."""
+    """The student's oracle accuracy on the unseen set (embeddings (P, D)), the nearest-neighbour baseline over
+    the training prompts `reference` (prompts, (R, D) embeddings) and the student with the prompts out of reach of
+    them snapped to their nearest; the metrics.json entry. `progress` counts 2 * P * seeds samples in all."""
     import dataclasses
 
-    from student.eval.attributes import evaluate_attributes
+    from pipeline.procedural import AttributeOracle
+    from student.eval.attributes import evaluate_attributes, select
     from student.eval.oracle_accuracy import make_eval_set
+    from student.generate.reach import TrainingReach
+    from student.run_layout import TrainingPrompts
 
     # The eval set's cameras and latents come from make_eval_set; its labels are the file's, since the prompts
     # are outside the procedural vocabulary (the canonical prompt of each label stands in while building it).
@@ -112,7 +118,18 @@ def evaluate_unseen(
         resolution=G.config.superres.output_resolution,
     )  # fmt: skip
     eval_set = dataclasses.replace(eval_set, prompts=tuple(p for p in unseen.prompts for _ in range(seeds)))
+    oracle = oracle or AttributeOracle()
     result = evaluate_attributes(G, eval_set, oracle, chunk, progress)
+    # Snapped: only the far prompts' samples change, so only they are rendered again (same z and cameras).
+    reach = TrainingReach(TrainingPrompts(*reference))
+    reaches = reach.check(unseen.prompts, emb)
+    far = [r.far for r in reaches for _ in range(seeds)]  # (P * seeds,) in the eval set's order
+    snapped_set = dataclasses.replace(eval_set, emb=reach.snap(emb, reaches).repeat_interleave(seeds, dim=0))
+    redone = iter(evaluate_attributes(G, select(snapped_set, far), oracle, chunk, progress).predictions)
+    if progress is not None:
+        progress(far.count(False))  # the samples within reach: the student's own, already judged
+    predictions = [next(redone) if f else p for p, f in zip(result.predictions, far, strict=True)]
+    snapped = dataclasses.replace(result, name="unseen_nearest", predictions=predictions)
     nn = nearest_neighbour_labels(emb, *reference)
     nn_scores = accuracy([(c, s) for _, c, s, _ in nn], unseen.targets)
     per_prompt = result.per_prompt()
@@ -126,6 +143,11 @@ def evaluate_unseen(
             "count": result.count,
         },
         "nearest_neighbour": nn_scores,
+        "student_nearest": {
+            "colour": snapped.colour.accuracy, "shape": snapped.shape.accuracy, "both": snapped.both,
+            "count": snapped.count, "snapped": sum(r.far for r in reaches),
+            "threshold": reach.threshold,
+        },
         "similarity": {
             "min": float(similarities.min()), "mean": float(similarities.mean()), "max": float(similarities.max()),
         },

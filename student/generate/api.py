@@ -32,7 +32,7 @@ from student.generate.loading import (
     resolve_device,
 )
 from student.generate.preview import image_grid, save_gif, save_image
-from student.generate.prompts import validate_prompts
+from student.generate.prompts import check_far_prompts, validate_prompts
 from student.generate.reach import TrainingReach
 from student.mesh.config import MeshConfig, default_sigma_level
 from student.mesh.decimate import MIN_FACES
@@ -126,14 +126,21 @@ class ET3D:
         texture_size: int | None = None,
         precision: str = "fp32",
         reach: TrainingReach | None = None,
+        far_prompts: str = "warn",
     ):
         """max_faces: decimate meshes by quadric error to at most this many faces (None = keep all).
         texture_size: bake the colour field into a texture this many pixels square (None = vertex colours).
         precision: fp32 (the reference), bf16 or fp16: autocast of the generator's forward passes (tri-planes,
         decoder queries, renders); weights stay fp32 and tri-planes are returned in fp32.
-        reach: the checkpoint's training prompts, to warn about prompts far from all of them (None: no check)."""
+        reach: the checkpoint's training prompts, to warn about prompts far from all of them (None: no check).
+        far_prompts: what a far prompt generates: "warn" (itself, after the warning) or "nearest" (its nearest
+        training prompt's recorded embedding instead, so the generator sees a prompt it was trained on; needs reach).
+        """
         if precision not in PRECISIONS:
             raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        check_far_prompts(far_prompts)
+        if far_prompts == "nearest" and reach is None:
+            raise OptionError("far_prompts='nearest' needs the training prompts (reach); there are none to snap to")
         check_text_encoder(generator, text_encoder, "<in memory>")
         if max_faces is not None and max_faces < MIN_FACES:
             raise OptionError(f"max_faces must be >= {MIN_FACES}, got {max_faces}")
@@ -141,6 +148,7 @@ class ET3D:
             raise OptionError(f"texture size must be in [{MIN_TEXTURE}, {MAX_TEXTURE}] pixels, got {texture_size}")
         self.precision = precision
         self.reach = reach
+        self.far_prompts = far_prompts
         self.generator = generator.eval()
         # The generator's own synthesis is the reference; this packing of it is ~2x faster at batch 1.
         self.synthesis = PackedSynthesis(generator.synthesis)
@@ -161,25 +169,34 @@ class ET3D:
         texture_size: int | None = None,
         device: str = "cpu",
         precision: str = "fp32",
+        far_prompts: str = "warn",
     ) -> ET3D:
         """Load a checkpoint folder (default: the newest under runs/train) and its text encoder.
 
         text_precision: "auto" (the encoder's fastest: bf16 weights for minilm) or "fp32" (exact).
         device: "cpu", "cuda[:N]" or "auto"; meshes, images and returned tensors other than planes are on the CPU.
         precision: "fp32", "bf16" or "fp16" for the generator's forward passes (bf16/fp16 pay off on GPUs).
+        far_prompts: "warn" (warn about a prompt far from every training prompt, then generate it) or "nearest"
+        (warn, then generate its nearest training prompt instead); "nearest" needs a checkpoint that records them.
         """
         if precision not in PRECISIONS:
             raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        check_far_prompts(far_prompts)
         folder = resolve_checkpoint(ckpt)
         torch_device = resolve_device(device)
-        generator = load_generator(folder, torch_device)
-        encoder = load_matching_text_encoder(generator, folder, text_encoder_path, text_precision, torch_device)
         try:
             training = load_training_prompts(folder)  # None for checkpoints written before they were recorded
         except CheckpointLayoutError as e:
             raise CheckpointError(str(e)) from None
+        if training is None and far_prompts == "nearest":  # before any loading: a one-line answer at once
+            raise CheckpointError(
+                f"{folder} records no training prompts (written before they were recorded), so far_prompts='nearest' "
+                "has nothing to snap to; use 'warn'"
+            )
+        generator = load_generator(folder, torch_device)
+        encoder = load_matching_text_encoder(generator, folder, text_encoder_path, text_precision, torch_device)
         reach = TrainingReach(training) if training is not None else None
-        return cls(generator, encoder, mesh_config, max_faces, texture_size, precision, reach)
+        return cls(generator, encoder, mesh_config, max_faces, texture_size, precision, reach, far_prompts)
 
     @property
     def device(self) -> torch.device:
@@ -192,7 +209,8 @@ class ET3D:
 
     def encode(self, prompts: list[str]) -> torch.Tensor:
         """Validated prompts -> pooled text embeddings (B, D); warns about prompts the encoder truncates and
-        prompts far from everything the checkpoint was trained on."""
+        prompts far from everything the checkpoint was trained on. With far_prompts="nearest", a far prompt's row is
+        its nearest training prompt's recorded embedding; the other rows are the encoder's, untouched."""
         validate_prompts(prompts)
         for message in self.text_encoder.check_prompts(prompts):
             warnings.warn(message, PromptTruncatedWarning, stacklevel=2)
@@ -200,9 +218,13 @@ class ET3D:
             pooled = self.text_encoder.encode(prompts).pooled  # (B, D)
         assert pooled.shape == (len(prompts), self.generator.text_dim), f"pooled {tuple(pooled.shape)}"
         if self.reach is not None:
-            for reach in self.reach.check(prompts, pooled):
+            snap = self.far_prompts == "nearest"
+            reaches = self.reach.check(prompts, pooled)
+            for reach in reaches:
                 if reach.far:
-                    warnings.warn(reach.message(), PromptOutOfReachWarning, stacklevel=2)
+                    warnings.warn(reach.message(snapped=snap), PromptOutOfReachWarning, stacklevel=2)
+            if snap:
+                pooled = self.reach.snap(pooled, reaches)  # (B, D)
         return pooled
 
     def synthesize(

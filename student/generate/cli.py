@@ -22,7 +22,7 @@ from student.generate.outputs import (
     numbered_paths,
     sibling_path,
 )
-from student.generate.prompts import validate_prompts
+from student.generate.prompts import check_far_prompts, validate_prompts
 from student.precision import PRECISIONS
 
 TEXT_PRECISIONS = ("auto", "fp32", "bf16")
@@ -43,6 +43,8 @@ Examples (the checkpoint defaults to the newest one of `make train`):
   et3d-gen --prompts-file prompts.txt -o out/asset.glb --grid 96 --faces 2000
 
   et3d-gen "a red cube" -o cube.ply --device cuda --precision bf16
+
+  et3d-gen "a scarlet box" -o box.ply --far-prompts nearest
 """
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -100,6 +102,12 @@ def generate(
     precision: str = typer.Option(
         "fp32", help="Generator forward passes: fp32 (reference), bf16 or fp16 (autocast; for GPUs)."
     ),
+    far_prompts: str = typer.Option(
+        "warn",
+        help="A prompt far from every prompt the checkpoint was trained on (cosine < 0.65 to each; the checkpoint "
+        "records them) is warned about, naming the nearest. warn: generate the prompt anyway (the student guesses); "
+        "nearest: generate that nearest training prompt instead, usually the better guess for words it never saw.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved plan and exit."),
 ) -> None:
     try:
@@ -107,12 +115,16 @@ def generate(
             raise OptionError(f"--text-precision must be one of {', '.join(TEXT_PRECISIONS)}, got {text_precision!r}")
         if precision not in PRECISIONS:
             raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        check_far_prompts(far_prompts, "--far-prompts")
         plan = _plan(prompt, output, seed, num, preview, turntable, interpolate, steps, prompts_file)
         mesh_config = _mesh_config(grid, level)
         if dry_run:
-            _print_plan(plan, ckpt, mesh_config, faces, texture)
+            _print_plan(plan, ckpt, mesh_config, faces, texture, far_prompts)
             return
-        _run(plan, ckpt, mesh_config, faces, texture, truncation, text_encoder_path, text_precision, device, precision)
+        _run(
+            plan, ckpt, mesh_config, faces, texture, truncation, text_encoder_path, text_precision, device, precision,
+            far_prompts,
+        )  # fmt: skip
     except GenerationError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
@@ -182,11 +194,12 @@ def _mesh_config(grid: int, level: float | None):
         raise OptionError(f"--grid/--level: {e}") from e
 
 
-def _print_plan(plan: _Plan, ckpt, mesh_config, faces, texture) -> None:
+def _print_plan(plan: _Plan, ckpt, mesh_config, faces, texture, far_prompts) -> None:
     level = "default (ln 2 / render sample spacing)" if mesh_config.sigma_level is None else mesh_config.sigma_level
     typer.echo(
         f"checkpoint: {ckpt or 'newest under runs/train'}; grid {mesh_config.grid}; level {level}; "
-        f"faces {faces or 'all'}; texture {f'{texture} px' if texture else 'off (vertex colours)'}"
+        f"faces {faces or 'all'}; texture {f'{texture} px' if texture else 'off (vertex colours)'}; "
+        f"far prompts: {far_prompts}"
     )
     labels = _labels(plan)
     for label, seed, mesh, prev, turn in zip(
@@ -206,7 +219,17 @@ def _labels(plan: _Plan) -> list[str]:
 
 
 def _run(
-    plan: _Plan, ckpt, mesh_config, faces, texture, truncation, text_encoder_path, text_precision, device, precision
+    plan: _Plan,
+    ckpt,
+    mesh_config,
+    faces,
+    texture,
+    truncation,
+    text_encoder_path,
+    text_precision,
+    device,
+    precision,
+    far_prompts,
 ) -> None:
     import numpy as np
 
@@ -223,6 +246,7 @@ def _run(
         texture_size=texture,
         device=device,
         precision=precision,
+        far_prompts=far_prompts,
     )
     encoder = model.text_encoder
     typer.echo(
