@@ -74,7 +74,9 @@ class ProceduralTeacher(Teacher):
         return {
             "elevation_range": [c.elevation_min, c.elevation_max],
             "azimuth_start_range": [c.azimuth_min, c.azimuth_max],
-            "radius": c.radius, "fovy_deg": c.fovy_deg}
+            "radius": c.radius,
+            "fovy_deg": c.fovy_deg,
+        }
 
     def validate_prompts(self, prompts: list[str]) -> None:
         problems = []
