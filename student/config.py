@@ -57,8 +57,17 @@ class DecoderConfig:
     density_scale: float = 1.0
     density_shift: float = -1.0
     colour_widen: float = 0.001  # EG3D's widened sigmoid: sigmoid(x) * (1 + 2e) - e
+    # How the three planes' features meet: "mean" (EG3D) or "mean_product", the mean beside the per-channel
+    # product (K-Planes' Hadamard product). A sum of three disks is the rounded-cube intersection of three
+    # cylinders; a product of three Gaussians is a round ball (docs/student.md §Architecture).
+    aggregate: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(f"decoder.aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
 
 
+AGGREGATES = ("mean", "mean_product")  # DecoderConfig.aggregate
 BACKGROUNDS = ("white", "shards", "learned")  # RenderConfig.background
 
 

@@ -4,6 +4,7 @@ rate, and super-resolution edge padding. Each is checked for what it changes, on
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -146,3 +147,46 @@ def test_background_gate_makes_empty_space_exactly_background_and_keeps_the_obje
     assert (render(0.1) - 1).abs().max() < 1e-4  # gated: white wherever nothing was rendered
     grey = torch.tensor([0.5, 0.55, 0.6]).expand(1, 2, 3)  # each view's recorded background (render.background=shards)
     assert (render(0.1, grey) - grey.reshape(1, 2, 3, 1, 1)).abs().max() < 1e-4
+
+
+def gaussian_planes(res: int = 64, width: float = 0.4) -> torch.Tensor:
+    """(1, 3, 1, res, res): every plane holds exp(-(a^2 + b^2) / width^2) of its two axes, at texel centres."""
+    from pipeline.cameras import BOX_HALF
+
+    centres = (torch.arange(res) + 0.5) / res * 2 * BOX_HALF - BOX_HALF  # (res,)
+    a, b = torch.meshgrid(centres, centres, indexing="xy")
+    g = torch.exp(-(a**2 + b**2) / width**2)  # (res, res)
+    return g.expand(1, 3, 1, res, res).clone()
+
+
+def test_mean_product_aggregate_makes_a_round_field_where_the_mean_makes_a_boxy_one():
+    from student.config import DecoderConfig
+    from student.model.decoder import TriplaneDecoder
+    from student.render.triplane import sample_triplane
+
+    r = 0.5  # the same radius along an axis, a face diagonal and the space diagonal
+    points = torch.tensor([[r, 0, 0], [r / 2**0.5, r / 2**0.5, 0], [r / 3**0.5, r / 3**0.5, r / 3**0.5]])
+    feats = sample_triplane(gaussian_planes(), points[None])  # (1, 3, 3, 1)
+    decoder = TriplaneDecoder(DecoderConfig(hidden=4, feature_channels=3, aggregate="mean_product"), 1)
+    mean, product = decoder.aggregate(feats)[0].unbind(-1)  # (3,) each
+    assert torch.allclose(product, torch.full((3,), math.exp(-2 * r**2 / 0.4**2)), rtol=0.03), product
+    assert mean.max() - mean.min() > 0.1 * mean.max(), mean  # the mean of three plane Gaussians is not radial
+    plain = TriplaneDecoder(DecoderConfig(hidden=4, feature_channels=3), 1)
+    assert torch.equal(plain.aggregate(feats), feats.mean(dim=1))  # "mean" is EG3D's average, unchanged
+    assert decoder.hidden.weight.shape[1] == 2 and plain.hidden.weight.shape[1] == 1
+    with pytest.raises(ValueError, match="decoder.aggregate"):
+        DecoderConfig(aggregate="max")
+
+
+def test_mean_product_generator_renders_and_learns(shards, tmp_path):
+    plan = tiny_plan(shards, tmp_path / "run")
+    gen = plan.config.generator
+    cfg = dataclasses.replace(
+        plan.config,
+        generator=dataclasses.replace(gen, decoder=dataclasses.replace(gen.decoder, aggregate="mean_product")),
+    )
+    trainer = Trainer(dataclasses.replace(plan, config=cfg), progress_bar=False)
+    before = trainer.G.decoder.hidden.weight.detach().clone()
+    values = trainer.step(next(iter(trainer.stream)), step=1)
+    assert all(math.isfinite(v) for v in values.values()), values
+    assert not torch.equal(before, trainer.G.decoder.hidden.weight)
