@@ -182,10 +182,17 @@ class LossConfig:
     # pair_diversity * relu(pair_diversity_target - mean |image_2j - image_2j+1|). 0 = off.
     pair_diversity: float = 0.0
     pair_diversity_target: float = 0.05
+    # What the pair difference is measured on: "image" (the final RGB) or "opacity" (the raw-resolution
+    # silhouette: only shape, scale and pose move it, not shade or texture).
+    pair_diversity_space: str = "image"
 
     def __post_init__(self) -> None:
         if self.mismatch_pairing not in ("random", "nearest"):
             raise ValueError(f"loss.mismatch_pairing must be 'random' or 'nearest', got {self.mismatch_pairing!r}")
+        if self.pair_diversity_space not in ("image", "opacity"):
+            raise ValueError(
+                f"loss.pair_diversity_space must be 'image' or 'opacity', got {self.pair_diversity_space!r}"
+            )
         if self.pair_diversity < 0 or self.pair_diversity_target < 0:
             raise ValueError(
                 f"loss.pair_diversity and loss.pair_diversity_target must be >= 0, got "

@@ -190,3 +190,23 @@ def test_mean_product_generator_renders_and_learns(shards, tmp_path):
     values = trainer.step(next(iter(trainer.stream)), step=1)
     assert all(math.isfinite(v) for v in values.values()), values
     assert not torch.equal(before, trainer.G.decoder.hidden.weight)
+
+
+def test_opacity_pair_spread_moves_geometry_only_and_trains(shards, tmp_path):
+    G = TriplaneGenerator(tiny_generator_config(), rng=torch.Generator().manual_seed(0))
+    cams = orbit_cameras(1, 15.0, 30.0, resolution=16)
+    emb = torch.randn(2, 8, generator=torch.Generator().manual_seed(1))
+    planes = G.planes(emb[:1].expand(2, -1), rng=torch.Generator().manual_seed(2))
+    out = G.render_views(planes, cams.c2w[None].expand(2, -1, -1, -1), cams.fovy_deg[None].expand(2, -1))
+    spread = pair_spread(out.opacity)  # (1,): the silhouettes of two latents of one prompt at one camera
+    spread.sum().backward()
+    assert spread.item() > 0
+    assert all(p.grad is None or not p.grad.any() for p in G.superres.parameters())  # colour-only part: untouched
+    assert any(p.grad is not None and p.grad.any() for p in G.synthesis.parameters())
+    with pytest.raises(ValueError, match="pair_diversity_space"):
+        LossConfig(pair_diversity_space="depth")
+    plan = tiny_plan(shards, tmp_path / "run")
+    loss = dataclasses.replace(plan.config.loss, pair_diversity=1.0, pair_diversity_space="opacity")
+    trainer = Trainer(dataclasses.replace(plan, config=dataclasses.replace(plan.config, loss=loss)), progress_bar=False)
+    values = trainer.step(next(iter(trainer.stream)), step=1)
+    assert 0 < values["G/pair_spread"] < 1 and all(math.isfinite(v) for v in values.values()), values

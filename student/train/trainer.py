@@ -93,7 +93,8 @@ def pair_sources(batch: int, device: torch.device) -> torch.Tensor:
 
 
 def pair_spread(images: torch.Tensor) -> torch.Tensor:
-    """images (B, V, 3, H, W) with samples 2j, 2j+1 paired -> (B/2,) mean |difference| of each pair."""
+    """images (B, V, 3, H, W) or opacities (B, V, H, W), samples 2j, 2j+1 paired -> (B/2,) mean |difference| of
+    each pair."""
     return (images[0::2] - images[1::2]).abs().flatten(1).mean(dim=1)
 
 
@@ -192,7 +193,8 @@ class Trainer:
         values = {"loss/G": loss_g.item()}
         total_g = loss_g
         if paired:
-            spread = pair_spread(fake.image)  # (B/2,)
+            measured = fake.image if loss_cfg.pair_diversity_space == "image" else fake.opacity  # (B, V, ...)
+            spread = pair_spread(measured)  # (B/2,)
             total_g = total_g + loss_cfg.pair_diversity * (loss_cfg.pair_diversity_target - spread).clamp_min(0).mean()
             values["G/pair_spread"] = spread.mean().item()
         if loss_cfg.density_reg > 0 and step % loss_cfg.density_reg_interval == 0:
