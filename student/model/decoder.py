@@ -48,4 +48,6 @@ class TriplaneDecoder(nn.Module):
         mean = plane_features.mean(dim=1)
         if self.cfg.aggregate == "mean":
             return mean
-        return torch.cat([mean, plane_features.prod(dim=1)], dim=-1)
+        xy, xz, yz = plane_features.unbind(dim=1)  # 3 x (B, P, C)
+        # Two multiplies, not .prod(): prod's backward takes a slow path wherever a factor is 0 (outside the box).
+        return torch.cat([mean, xy * xz * yz], dim=-1)
