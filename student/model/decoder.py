@@ -19,6 +19,22 @@ from student.model.equalized import EqualizedLinear
 RGB = 3  # the first RGB features are the colour channels
 
 
+class ContiguousGrad(torch.autograd.Function):
+    """The identity, whose backward makes the incoming gradient contiguous.
+
+    Placed on the aggregated planes (B, C, P) before their transpose: the transposed gradient is copied once,
+    at a third of the size of the per-plane gradient (B, 3, C, P) the aggregation's backward would otherwise
+    produce in the transposed layout and grid_sample's backward copy again."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous()
+
+
 class TriplaneDecoder(nn.Module):
     def __init__(self, cfg: DecoderConfig, plane_channels: int, *, rng: torch.Generator | None = None) -> None:
         super().__init__()
@@ -30,16 +46,37 @@ class TriplaneDecoder(nn.Module):
         self.out = EqualizedLinear(cfg.hidden, 1 + cfg.feature_channels, rng=rng)
 
     def forward(self, plane_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """plane_features (B, 3, P, C) -> sigma (B, P) >= 0, features (B, P, F) in (-e, 1 + e)."""
+        """plane_features (B, 3, P, C) -> sigma (B, P) >= 0, features (B, P, F) in (-e, 1 + e).
+
+        The reference layout; the renderer's field runs `decode_planar`, the same values from (B, 3, C, P)."""
         b, n_planes, p, c = plane_features.shape
         assert n_planes == 3 and c == self.plane_channels, (
             f"expected (B, 3, P, {self.plane_channels}), got {(b, n_planes, p, c)}"
         )
-        x = self.aggregate(plane_features)  # (B, P, C) or (B, P, 2C)
+        return self.head(self.aggregate(plane_features))  # (B, P, C) or (B, P, 2C)
+
+    def decode_planar(self, planar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """planar (B, 3, C, P), `sample_triplane_planar`'s layout -> `forward` of its (B, 3, P, C) transpose.
+
+        The planes are combined where each plane's values are contiguous and only the combined (B, C, P) is
+        transposed: the same sums and products in the same order as `forward`, without its strided reduction
+        over the plane axis, and grid_sample's backward receives a contiguous gradient."""
+        b, n_planes, c, p = planar.shape
+        assert n_planes == 3 and c == self.plane_channels, (
+            f"expected (B, 3, {self.plane_channels}, P), got {(b, n_planes, c, p)}"
+        )
+        x = ContiguousGrad.apply(self.aggregate_planar(planar))  # (B, C, P) or (B, 2C, P)
+        return self.head(x.transpose(1, 2))  # (B, P, C) or (B, P, 2C), a view
+
+    def head(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The aggregated features (B, P, C) or (B, P, 2C) -> sigma (B, P), features (B, P, F)."""
         x = self.out(F.softplus(self.hidden(x)))  # (B, P, 1 + F)
-        sigma = self.cfg.density_scale * F.softplus(x[..., 0] + self.cfg.density_shift)
+        # split rather than two slices: its backward concatenates the two gradients instead of zero-filling two
+        # (B, P, 1 + F) buffers and adding them (the same values).
+        density, colour = x.split([1, self.cfg.feature_channels], dim=-1)  # (B, P, 1), (B, P, F)
+        sigma = self.cfg.density_scale * F.softplus(density.squeeze(-1) + self.cfg.density_shift)
         e = self.cfg.colour_widen
-        features = torch.sigmoid(x[..., 1:]) * (1 + 2 * e) - e
+        features = torch.sigmoid(colour) * (1 + 2 * e) - e
         return sigma, features
 
     def aggregate(self, plane_features: torch.Tensor) -> torch.Tensor:
@@ -51,3 +88,11 @@ class TriplaneDecoder(nn.Module):
         xy, xz, yz = plane_features.unbind(dim=1)  # 3 x (B, P, C)
         # Two multiplies, not .prod(): prod's backward takes a slow path wherever a factor is 0 (outside the box).
         return torch.cat([mean, xy * xz * yz], dim=-1)
+
+    def aggregate_planar(self, planar: torch.Tensor) -> torch.Tensor:
+        """(B, 3, C, P) -> `aggregate` of its (B, 3, P, C) transpose, transposed: (B, C, P) or (B, 2C, P)."""
+        mean = planar.mean(dim=1)
+        if self.cfg.aggregate == "mean":
+            return mean
+        xy, xz, yz = planar.unbind(dim=1)  # 3 x (B, C, P)
+        return torch.cat([mean, xy * xz * yz], dim=1)

@@ -29,7 +29,7 @@ from student.render.compositing import BACKGROUND
 from student.render.pixels import to_uint8
 from student.render.rays import camera_rays
 from student.render.renderer import VolumeRenderer
-from student.render.triplane import sample_triplane
+from student.render.triplane import sample_triplane_planar
 from student.run_layout import MODEL_CONFIG, MODEL_WEIGHTS
 
 MODEL_KIND = "et3d-triplane-generator"
@@ -136,7 +136,7 @@ class TriplaneGenerator(nn.Module):
     # --- tri-planes -> density, colour, images -------------------------------------------------------------
     def field(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """planes (B, 3, C, R, R), points (B, P, 3) -> sigma (B, P), features (B, P, F)."""
-        return self.decoder(sample_triplane(planes, points))
+        return self.decoder.decode_planar(sample_triplane_planar(planes, points))
 
     def query(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """planes (B, 3, C, R, R), points (B, P, 3) in world units -> sigma (B, P), rgb (B, P, 3) in [0, 1]."""
