@@ -27,6 +27,7 @@ from student.model.discriminator import Discriminator, resize
 from student.model.generator import TriplaneGenerator
 from student.precision import autocast, full_precision
 from student.run_layout import RunDir, run_checkpoints
+from student.train.allocator import keep_freed_memory
 from student.train.batch_stream import BatchStream, DataPosition, rank_shards
 from student.train.collectives import all_reduce_grads, any_rank, check_in_sync, gather_ints
 from student.train.ema import ema_beta, update_ema
@@ -123,6 +124,8 @@ class Trainer:
         # Subnormal floats in the transmittance products slowed the CPU backward pass by ~50%
         # (docs/student.md §Training).
         torch.set_flush_denormal(True)
+        # Reuse the freed activations of the last step instead of faulting in fresh pages (train/allocator.py).
+        keep_freed_memory()
         self.plan, self.cfg, self.rank, self.world = plan, plan.config, rank, world
         self.device = torch.device(device)
         self.progress_bar = progress_bar and rank == 0
