@@ -34,7 +34,8 @@ def test_quick_benchmark_record(bench, tmp_path):
     for sampler in (ddim, dpm):
         assert sampler["sampler_loop_s"] > 0
         expected = sampler["steps"] * record["step_s_median"] + sampler["sampler_loop_s"]
-        assert abs(sampler["s_per_sample"] - expected) <= 0.01 + 0.01 * expected, sampler
+        # step_s_median is rounded to 1 ms and s_per_sample to 1 ms: their rounding is all that may differ
+        assert abs(sampler["s_per_sample"] - expected) <= sampler["steps"] * 0.0005 + 0.0005 + 1e-9, sampler
     assert record["dpm_speedup_vs_ddim"] > 1.5  # 50 vs 20 UNet calls; the updates are cheap beside them
     assert record["peak_rss_gb"] > 0.05 and record["machine"]["torch_threads"] >= 1
     path = tmp_path / "out" / "mvdream.json"
