@@ -78,6 +78,14 @@ def test_prompt_group_must_divide_the_batch_and_match_the_minibatch_std_group(sh
         cfg = dataclasses.replace(plan.config, optim=dataclasses.replace(plan.config.optim, **optim))
         with pytest.raises(ValueError, match=match):
             resolve_against_data(cfg, plan.dataset)
+    paired = dataclasses.replace(
+        plan.config,
+        optim=dataclasses.replace(plan.config.optim, prompt_group=2),
+        loss=dataclasses.replace(plan.config.loss, pair_diversity=1.0),
+    )
+    with pytest.raises(ValueError, match="cannot be combined with loss.pair_diversity"):
+        resolve_against_data(paired, plan.dataset)
+    resolve_against_data(dataclasses.replace(paired, loss=plan.config.loss), plan.dataset)  # grouping alone is fine
 
 
 def first_view_azimuths(teacher: ProceduralTeacher, seeds: range) -> np.ndarray:

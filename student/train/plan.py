@@ -76,6 +76,12 @@ def resolve_against_data(cfg: TrainConfig, info: DatasetInfo) -> TrainConfig:
             f"optim.prompt_group={group} must equal discriminator.mbstd_group={cfg.discriminator.mbstd_group}: "
             "each minibatch-stddev group is one prompt's samples"
         )
+    if group > 1 and cfg.loss.pair_diversity > 0:
+        raise ValueError(
+            f"optim.prompt_group={group} cannot be combined with loss.pair_diversity={cfg.loss.pair_diversity}: "
+            "paired latents give fake 2j + 1 the condition of sample 2j, so a minibatch-stddev group of fakes is no "
+            "longer one prompt; set one of them off (--loss.pair_diversity=0 or --optim.prompt_group=1)"
+        )
     cams = info.cameras
     camera = dataclasses.replace(
         camera,
