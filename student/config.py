@@ -219,6 +219,29 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class AnchorConfig:
+    """Anchored latents (student/train/anchors.py, docs/student.md §Anchored latents): the even-position fakes
+    take a latent tied to their teacher sample and pay `weight` * L1(render, the sample's view)."""
+
+    weight: float = 0.0  # 0 = off
+    # "encoder": z = E(another view of the sample, its camera); "code": a learned z per sample (GLO)
+    latent: str = "encoder"
+    lr: float = 0.002  # Adam lr of the encoder or of the codes
+    channels: int = 128  # the encoder's widest layer
+    # weight of KL(encoder's Gaussian || N(0, I)) per sample, summed over z's dims (a VAE's prior term; encoder only)
+    kl: float = 0.001
+
+    def __post_init__(self) -> None:
+        if self.latent not in ("encoder", "code"):
+            raise ValueError(f"anchor.latent must be 'encoder' or 'code', got {self.latent!r}")
+        if self.weight < 0 or self.lr <= 0 or self.channels < 1 or self.kl < 0:
+            raise ValueError(
+                f"anchor.weight and anchor.kl must be >= 0, anchor.lr > 0 and anchor.channels >= 1, got "
+                f"{self.weight}, {self.kl}, {self.lr}, {self.channels}"
+            )
+
+
+@dataclass(frozen=True)
 class DataConfig:
     num_workers: int = 2  # loader processes per trainer worker
     # A sample that cannot be read stops training with one line naming it (False), or is skipped, counted in
@@ -253,6 +276,7 @@ class TrainConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    anchor: AnchorConfig = field(default_factory=AnchorConfig)
     data: DataConfig = field(default_factory=DataConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

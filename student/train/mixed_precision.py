@@ -23,10 +23,12 @@ class LossScaling:
     def backward(self, name: str, loss: torch.Tensor) -> None:
         self.scalers[name].scale(loss).backward()
 
-    def step(self, name: str, optimizer: torch.optim.Optimizer) -> None:
-        """Unscale, step (skipped when the gradients are not finite) and update the scale."""
+    def step(self, name: str, *optimizers: torch.optim.Optimizer) -> None:
+        """Unscale, step each optimiser whose parameters the loss `name` trained (skipped when its gradients are
+        not finite), then update the scale once."""
         scaler = self.scalers[name]
-        scaler.step(optimizer)
+        for optimizer in optimizers:
+            scaler.step(optimizer)
         scaler.update()
 
     def state_dict(self) -> dict[str, dict[str, float | int]]:

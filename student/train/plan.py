@@ -68,6 +68,11 @@ def resolve_against_data(cfg: TrainConfig, info: DatasetInfo) -> TrainConfig:
         raise ValueError(
             f"optim.views_per_sample={cfg.optim.views_per_sample} but the shards hold {info.num_views} views"
         )
+    if cfg.anchor.weight > 0 and cfg.anchor.latent == "encoder" and cfg.optim.views_per_sample >= info.num_views:
+        raise ValueError(
+            f"anchor.latent='encoder' encodes one more view of each sample than the {cfg.optim.views_per_sample} it "
+            f"renders, but the shards hold {info.num_views}: lower optim.views_per_sample or use anchor.latent=code"
+        )
     group = cfg.optim.prompt_group
     if group < 1 or cfg.optim.batch_size % group:
         raise ValueError(f"optim.prompt_group={group} must be >= 1 and divide optim.batch_size={cfg.optim.batch_size}")

@@ -34,6 +34,7 @@ from student.run_layout import (
     read_json_object,
     save_training_prompts,
 )
+from student.train.anchors import SampleCodes
 from student.train.batch_stream import DataPosition
 from student.train.mixed_precision import LossScaling
 
@@ -91,12 +92,15 @@ def save_checkpoint(
     loss_scaling: LossScaling | None = None,
     training_prompts: tuple[list[str], torch.Tensor] | None = None,
     data_by_rank: Sequence[DataPosition] | None = None,
+    anchor: tuple[nn.Module | None, torch.optim.Optimizer | None] = (None, None),
 ) -> Path:
     """Write one complete checkpoint directory atomically; returns its path.
 
     `training_prompts` (prompts (P,), embeddings (P, D)) is recorded for generation's out-of-reach warning.
     `data_by_rank`: every data-parallel worker's data position, by rank (workers read different shards, so each
-    resumes from its own); default: `progress.data`, a single worker's.
+    resumes from its own); default: `progress.data`, a single worker's. `anchor`: the module anchored
+    latents come from (view encoder or per-sample codes, the codes saved with their rows' sample keys) and its
+    optimiser; (None, None) without anchored latents.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +119,13 @@ def save_checkpoint(
         "precision": run_config.optim.precision,
         "loss_scaling": loss_scaling.state_dict() if loss_scaling is not None else {},
     }
+    net, opt = anchor
+    if net is not None:
+        a_tensors, a_groups = _optimizer_tensors("opt_anchor.", opt)
+        tensors.update({**_prefixed("anchor.", net.state_dict()), **a_tensors})
+        meta.update({"anchor_latent": type(net).__name__, "opt_anchor_param_groups": a_groups})
+        if isinstance(net, SampleCodes):
+            meta["code_keys"] = net.keys
     with atomic_dir(path) as tmp:
         G_ema.save_pretrained(tmp)
         if training_prompts is not None:
@@ -136,10 +147,13 @@ def load_checkpoint(
     loss_scaling: LossScaling | None = None,
     rank: int = 0,
     world: int = 1,
+    anchor: tuple[nn.Module | None, torch.optim.Optimizer | None] = (None, None),
 ) -> Progress:
     """Restore models, optimiser states and fp16 loss scales in place from a checkpoint directory; returns where
     training stood, with worker `rank`'s own data position. The optimisers keep the hyper-parameters they were
-    built with (the resumed run's config)."""
+    built with (the resumed run's config). Anchored latents: per-sample codes are matched by sample key; what
+    the checkpoint does not hold (codes of other samples; everything, from a run without them or with the other
+    kind) starts fresh."""
     path = Path(path)
     check_training_files(path)
     meta = read_json_object(path / TRAIN_META)
@@ -152,16 +166,42 @@ def load_checkpoint(
     D.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")})
     G_ema.load_state_dict(TriplaneGenerator.from_pretrained(path).state_dict())
     for prefix, opt in (("opt_g.", opt_g), ("opt_d.", opt_d)):
-        # The optimiser as built carries the run config's hyper-parameters (lr, betas), which `--optim.lr_g=`
-        # and friends may have changed on resume; the checkpoint supplies the moments and step counts only.
-        wanted = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
-        opt.load_state_dict(_optimizer_state(prefix, tensors, meta[f"{prefix[:-1]}_param_groups"]))
-        for group, hyper in zip(opt.param_groups, wanted, strict=True):
-            group.update(hyper)
+        _restore_optimizer(opt, prefix, tensors, meta)
     if loss_scaling is not None:
         loss_scaling.load_state_dict(meta.get("loss_scaling", {}))
+    if anchor[0] is not None:
+        _load_anchor(path, meta, tensors, *anchor)
     data = _resume_position(meta, rank, world)
     return Progress(int(meta["step"]), int(meta["nimg"]), float(meta["elapsed_s"]), float(meta["cpu_s"]), data)
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Load an optimiser's moments and step counts. The optimiser as built keeps the run config's
+    hyper-parameters (lr, betas), which `--optim.lr_g=` and friends may have changed on resume."""
+    wanted = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
+    opt.load_state_dict(_optimizer_state(prefix, tensors, meta[f"{prefix[:-1]}_param_groups"]))
+    for group, hyper in zip(opt.param_groups, wanted, strict=True):
+        group.update(hyper)
+
+
+def _load_anchor(
+    path: Path, meta: dict, tensors: dict[str, torch.Tensor], net: nn.Module, opt: torch.optim.Optimizer
+) -> None:
+    """Restore the anchored latents' module and its Adam moments (codes by sample key; their moments only when
+    the rows are the same samples)."""
+    kind = type(net).__name__
+    if meta.get("anchor_latent") != kind:
+        tqdm.write(f"{path.name} holds no anchored latents from a {kind}: they start fresh")
+        return
+    state = {k[len("anchor.") :]: v for k, v in tensors.items() if k.startswith("anchor.")}
+    if isinstance(net, SampleCodes):
+        matched = net.load_by_key(meta["code_keys"], state["table"])
+        if list(meta["code_keys"]) != net.keys:
+            tqdm.write(f"anchored latents: {matched} of {len(net.keys)} samples' codes restored, the rest start fresh")
+            return
+    else:
+        net.load_state_dict(state)
+    _restore_optimizer(opt, "opt_anchor.", tensors, meta)
 
 
 def _resume_position(meta: dict, rank: int, world: int) -> DataPosition:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from pipeline.atomic import atomic_write_json
 from pipeline.cameras import Cameras
+from pipeline.dataset import load_indexes
 from pipeline.shard_reader import ShardBatch
 from student.config import to_dict
 from student.model.discriminator import Discriminator, resize
@@ -28,6 +29,14 @@ from student.model.generator import TriplaneGenerator
 from student.precision import autocast, full_precision
 from student.run_layout import RunDir, run_checkpoints
 from student.train.allocator import keep_freed_memory
+from student.train.anchors import (
+    SampleCodes,
+    anchored_positions,
+    build_anchor_net,
+    kl_to_prior,
+    reconstruction_loss,
+    sample_posterior,
+)
 from student.train.batch_stream import BatchStream, DataPosition, rank_shards
 from student.train.collectives import all_reduce_grads, any_rank, check_in_sync, gather_ints
 from student.train.ema import ema_beta, update_ema
@@ -139,19 +148,28 @@ class Trainer:
         o = cfg.optim
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=o.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=o.betas)
+        # Anchored latents (student/train/anchors.py): the view encoder, or a code per sample of all workers' shards.
+        self.anchor_net: torch.nn.Module | None = None
+        self.opt_anchor: torch.optim.Optimizer | None = None
+        if cfg.anchor.weight > 0:
+            codes = cfg.anchor.latent == "code"
+            keys = [key for index in load_indexes(plan.shards) for key in index["keys"]] if codes else []
+            resolution, z_dim = cfg.generator.superres.output_resolution, cfg.generator.mapping.z_dim
+            self.anchor_net = build_anchor_net(cfg.anchor, keys, resolution, z_dim, init_rng).to(self.device)
+            self.opt_anchor = torch.optim.Adam(self.anchor_net.parameters(), lr=cfg.anchor.lr, betas=o.betas)
         self.scaling = LossScaling(o.precision, self.device)
         self.progress = Progress()
         if plan.resume_from is not None:
             self.progress = load_checkpoint(
                 plan.resume_from, G=self.G, G_ema=self.G_ema, D=self.D, opt_g=self.opt_g, opt_d=self.opt_d,
-                loss_scaling=self.scaling, rank=rank, world=world,
+                loss_scaling=self.scaling, rank=rank, world=world, anchor=(self.anchor_net, self.opt_anchor),
             )  # fmt: skip
         self.stream = BatchStream(
             rank_shards(plan.shards, rank, world),
             o.batch_size,
             seed=cfg.seed,
             num_workers=cfg.data.num_workers,
-            views_per_sample=o.views_per_sample,
+            views_per_sample=o.views_per_sample + self._encoder_views(),
             prompt_group=o.prompt_group,
             start=self.progress.data,
         )
@@ -166,10 +184,10 @@ class Trainer:
         order = interleave_groups(batch.prompts, cfg.optim.prompt_group)
         if order is not None:
             batch = batch.reordered(order)
-        real, c2w, fovy, background = select_views(
-            batch, cfg.optim.views_per_sample, step_rng(cfg.seed, self.rank, step, "cpu", 1)
-        )
-        b, k = fovy.shape
+        k = cfg.optim.views_per_sample
+        picked = select_views(batch, k + self._encoder_views(), step_rng(cfg.seed, self.rank, step, "cpu", 1))
+        real, c2w, fovy, background = (x[:, :k] for x in picked)  # the views rendered and shown to D
+        b = fovy.shape[0]
         real, c2w, fovy, emb = real.to(dev), c2w.to(dev), fovy.to(dev), batch.emb.to(dev)
         labels = Cameras(c2w.reshape(b * k, 4, 4), fovy.reshape(b * k), 1).eg3d_label()  # (BK, 25)
         text = emb.repeat_interleave(k, dim=0)  # (B, D) -> (BK, D)
@@ -185,7 +203,12 @@ class Trainer:
 
         # Generator step. D's weights are frozen; its input gradients flow into G.
         self.D.requires_grad_(False)
-        z = self.G.sample_z(b, rng)
+        z = self.G.sample_z(b, rng)  # (B, z_dim)
+        anchored, kl = None, None
+        if self.anchor_net is not None:  # even-position fakes take their sample's anchored z instead
+            anchored = anchored_positions(b, dev)  # (A,)
+            own, kl = self._anchored_z(batch, picked, source[anchored], rng)  # (A, z_dim), scalar or None
+            z = z.index_copy(0, anchored, own.to(z.dtype))
         with self._autocast():
             w = self.G.mapping(z, f_emb, self._mapping_camera(f_labels[::k], rng))
             planes = self.G.synthesis(w)
@@ -200,6 +223,14 @@ class Trainer:
             spread = pair_spread(measured)  # (B/2,)
             total_g = total_g + loss_cfg.pair_diversity * (loss_cfg.pair_diversity_target - spread).clamp_min(0).mean()
             values["G/pair_spread"] = spread.mean().item()
+        if anchored is not None:
+            rows = (anchored.unsqueeze(1) * k + torch.arange(k, device=dev)).flatten()  # (A*K,) their views
+            recon = reconstruction_loss(fake_img[rows], fake_raw[rows], real[source[anchored]].flatten(0, 1))
+            total_g = total_g + cfg.anchor.weight * recon
+            values["loss/anchor"] = recon.item()
+        if kl is not None:
+            total_g = total_g + cfg.anchor.kl * kl
+            values["loss/anchor_kl"] = kl.item()
         if loss_cfg.density_reg > 0 and step % loss_cfg.density_reg_interval == 0:
             with full_precision(dev):  # differences of nearby densities: fp32, whatever the training precision
                 planes32 = planes.float()
@@ -211,9 +242,15 @@ class Trainer:
             values["loss/density"] = reg.item()
         self._check(values, step)
         self.opt_g.zero_grad(set_to_none=True)
+        g_optimizers = [self.opt_g]
+        if self.anchor_net is not None:
+            self.opt_anchor.zero_grad(set_to_none=True)
+            g_optimizers.append(self.opt_anchor)
         self.scaling.backward("G", total_g)
         all_reduce_grads(self.G, self.world)
-        self.scaling.step("G", self.opt_g)
+        if self.anchor_net is not None:
+            all_reduce_grads(self.anchor_net, self.world)
+        self.scaling.step("G", *g_optimizers)
 
         # Discriminator step on the same renders, detached.
         self.D.requires_grad_(True)
@@ -264,6 +301,26 @@ class Trainer:
         update_ema(self.G_ema, self.G, ema_beta(images, nimg, cfg.optim.ema_kimg, cfg.optim.ema_rampup))
         return values
 
+    def _encoder_views(self) -> int:
+        """Teacher views per sample decoded beyond those rendered: one for the view encoder of anchored latents."""
+        a = self.cfg.anchor
+        return 1 if a.weight > 0 and a.latent == "encoder" else 0
+
+    def _anchored_z(
+        self, batch: ShardBatch, picked: tuple[torch.Tensor, ...], samples: torch.Tensor, rng: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Anchored latents (A, z_dim) of batch samples `samples` (A,) and their KL to the prior (None for codes):
+        their codes, or a draw from the encoding of their extra view (the last of `picked`, select_views'
+        output), which G is then asked to reproduce from the others."""
+        if isinstance(self.anchor_net, SampleCodes):
+            return self.anchor_net([batch.keys[i] for i in samples.tolist()]), None
+        images, c2w, fovy, _ = (x[:, -1] for x in picked)  # (B, 3, H, W), (B, 4, 4), (B,)
+        image = resize(images[samples.cpu()].to(self.device), self.cfg.generator.superres.output_resolution)
+        label = Cameras(c2w[samples.cpu()], fovy[samples.cpu()], 1).eg3d_label().to(self.device)  # (A, 25)
+        with self._autocast():
+            mean, log_var = (x.float() for x in self.anchor_net(image, label))
+        return sample_posterior(mean, log_var, rng), kl_to_prior(mean, log_var)
+
     def _autocast(self):
         """The forward passes' precision (`optim.precision`); a fresh context each time it is entered."""
         return autocast(self.cfg.optim.precision, self.device)
@@ -304,6 +361,7 @@ class Trainer:
             path, G=self.G, G_ema=self.G_ema, D=self.D, opt_g=self.opt_g, opt_d=self.opt_d,
             progress=self.progress, run_config=self.cfg, loss_scaling=self.scaling,
             training_prompts=(self.plan.dataset.prompts, self.plan.dataset.embeddings), data_by_rank=data_by_rank,
+            anchor=(self.anchor_net, self.opt_anchor),
         )  # fmt: skip
         self.last_checkpoint = path
         for _, old in run_checkpoints(run_dir)[: -self.cfg.schedule.keep_checkpoints]:
