@@ -228,16 +228,17 @@ class AnchorConfig:
     latent: str = "encoder"
     lr: float = 0.002  # Adam lr of the encoder or of the codes
     channels: int = 128  # the encoder's widest layer
+    resolution: int = 0  # the views the encoder reads are resized to this (a power of two); 0 = the output size
     # weight of KL(encoder's Gaussian || N(0, I)) per sample, summed over z's dims (a VAE's prior term; encoder only)
     kl: float = 0.001
 
     def __post_init__(self) -> None:
         if self.latent not in ("encoder", "code"):
             raise ValueError(f"anchor.latent must be 'encoder' or 'code', got {self.latent!r}")
-        if self.weight < 0 or self.lr <= 0 or self.channels < 1 or self.kl < 0:
+        if self.weight < 0 or self.lr <= 0 or self.channels < 1 or self.kl < 0 or self.resolution < 0:
             raise ValueError(
-                f"anchor.weight and anchor.kl must be >= 0, anchor.lr > 0 and anchor.channels >= 1, got "
-                f"{self.weight}, {self.kl}, {self.lr}, {self.channels}"
+                f"anchor.weight, anchor.kl and anchor.resolution must be >= 0, anchor.lr > 0 and anchor.channels >= 1, "
+                f"got {self.weight}, {self.kl}, {self.resolution}, {self.lr}, {self.channels}"
             )
 
 

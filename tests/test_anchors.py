@@ -206,3 +206,14 @@ def test_the_encoder_needs_a_view_more_than_are_rendered(shards, tmp_path):
     with pytest.raises(ValueError, match="encodes one more view of each sample than the 4 it renders"):
         resolve_against_data(plan.config, plan.dataset)
     resolve_against_data(anchored(plan, latent="code").config, plan.dataset)  # codes need no extra view
+
+
+def test_the_encoder_can_read_smaller_views_than_the_output(shards, tmp_path):
+    plan = anchored(tiny_plan(shards, tmp_path / "run"), latent="encoder")
+    plan = dataclasses.replace(
+        plan, config=dataclasses.replace(plan.config, anchor=dataclasses.replace(plan.config.anchor, resolution=8))
+    )
+    trainer = Trainer(plan, progress_bar=False)
+    assert trainer.anchor_net.resolution == 8 and plan.config.generator.superres.output_resolution == 16
+    values = trainer.step(next(iter(trainer.stream)), step=1)
+    assert values["loss/anchor"] > 0

@@ -154,8 +154,9 @@ class Trainer:
         if cfg.anchor.weight > 0:
             codes = cfg.anchor.latent == "code"
             keys = [key for index in load_indexes(plan.shards) for key in index["keys"]] if codes else []
-            resolution, z_dim = cfg.generator.superres.output_resolution, cfg.generator.mapping.z_dim
-            self.anchor_net = build_anchor_net(cfg.anchor, keys, resolution, z_dim, init_rng).to(self.device)
+            z_dim = cfg.generator.mapping.z_dim
+            self.anchor_net = build_anchor_net(cfg.anchor, keys, self._encoder_resolution(), z_dim, init_rng)
+            self.anchor_net = self.anchor_net.to(self.device)
             self.opt_anchor = torch.optim.Adam(self.anchor_net.parameters(), lr=cfg.anchor.lr, betas=o.betas)
         self.scaling = LossScaling(o.precision, self.device)
         self.progress = Progress()
@@ -306,6 +307,10 @@ class Trainer:
         a = self.cfg.anchor
         return 1 if a.weight > 0 and a.latent == "encoder" else 0
 
+    def _encoder_resolution(self) -> int:
+        """The size of the views the view encoder reads: `anchor.resolution`, or the output size."""
+        return self.cfg.anchor.resolution or self.cfg.generator.superres.output_resolution
+
     def _anchored_z(
         self, batch: ShardBatch, picked: tuple[torch.Tensor, ...], samples: torch.Tensor, rng: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -315,7 +320,7 @@ class Trainer:
         if isinstance(self.anchor_net, SampleCodes):
             return self.anchor_net([batch.keys[i] for i in samples.tolist()]), None
         images, c2w, fovy, _ = (x[:, -1] for x in picked)  # (B, 3, H, W), (B, 4, 4), (B,)
-        image = resize(images[samples.cpu()].to(self.device), self.cfg.generator.superres.output_resolution)
+        image = resize(images[samples.cpu()].to(self.device), self._encoder_resolution())
         label = Cameras(c2w[samples.cpu()], fovy[samples.cpu()], 1).eg3d_label().to(self.device)  # (A, 25)
         with self._autocast():
             mean, log_var = (x.float() for x in self.anchor_net(image, label))
