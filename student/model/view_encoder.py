@@ -11,7 +11,9 @@ encoded latents to the prior N(0, I) that generation samples from. Its last laye
 then encodes to the prior itself (mean 0, variance 1) and the encoder adds only what reproducing the other view
 needs. Measured (docs/student.md §Presets, A2-A6): without the KL term, or with a weak one (0.001), the means
 of all views come to share one large direction (mean cosine 0.79-0.93 between samples after 1000 steps,
-with or without the zero start), away from where random z lands; KL 0.01 removes it.
+with or without the zero start), away from where random z lands. KL 0.01 shrinks the means to a norm of
+about 1.6 against the prior draws' 8, so the anchored draws sit where random z does, but an encoding then
+carries only about 2 nats.
 """
 
 from __future__ import annotations
