@@ -34,6 +34,9 @@ class MappingConfig:
     # Truncation pulls w towards the mean w of *this prompt* (over this many z), not StyleGAN2's global w_avg,
     # which for a conditional model would pull every prompt towards the average prompt.
     truncation_samples: int = 64
+    # Map the standard normal z onto a Gaussian fitted to the anchored latents before the mapping network
+    # (student/model/latent_prior.py); needs anchor.weight > 0. False = z is used as drawn (N(0, I)).
+    latent_prior: bool = False
 
 
 @dataclass(frozen=True)
@@ -231,10 +234,18 @@ class AnchorConfig:
     resolution: int = 0  # the views the encoder reads are resized to this (a power of two); 0 = the output size
     # weight of KL(encoder's Gaussian || N(0, I)) per sample, summed over z's dims (a VAE's prior term; encoder only)
     kl: float = 0.001
+    # weight of L1(anchored render's opacity, the teacher view's silhouette against its background)
+    silhouette: float = 0.0
+    # with mapping.latent_prior: the per-step decay of the prior's moving fit to the anchored latents
+    prior_decay: float = 0.99
 
     def __post_init__(self) -> None:
+        if not 0 <= self.prior_decay < 1:
+            raise ValueError(f"anchor.prior_decay must be in [0, 1), got {self.prior_decay}")
         if self.latent not in ("encoder", "code"):
             raise ValueError(f"anchor.latent must be 'encoder' or 'code', got {self.latent!r}")
+        if self.silhouette < 0:
+            raise ValueError(f"anchor.silhouette must be >= 0, got {self.silhouette}")
         if self.weight < 0 or self.lr <= 0 or self.channels < 1 or self.kl < 0 or self.resolution < 0:
             raise ValueError(
                 f"anchor.weight, anchor.kl and anchor.resolution must be >= 0, anchor.lr > 0 and anchor.channels >= 1, "

@@ -12,7 +12,7 @@ from support.student_data import make_procedural_shards, tiny_plan
 
 from student.run_layout import TRAIN_META, run_checkpoints
 from student.train.batch_stream import DataPosition
-from student.train.collectives import all_reduce_grads, any_rank, check_in_sync
+from student.train.collectives import all_reduce_grads, all_reduce_mean, any_rank, check_in_sync
 
 
 def _average_worker(rank: int, world: int, init_file: str, results) -> None:
@@ -21,22 +21,28 @@ def _average_worker(rank: int, world: int, init_file: str, results) -> None:
     model.weight.grad = torch.full((2, 3), float(rank + 1))
     model.bias.grad = torch.full((2,), 10.0 * (rank + 1))
     all_reduce_grads(model, world)
+    # The learned prior's moments (a vector and a matrix) are averaged the same way.
+    mean, second = all_reduce_mean([torch.full((2,), float(rank)), torch.full((2, 2), 4.0 * rank)], world)
     results[rank] = (
         model.weight.grad.clone(),
         model.bias.grad.clone(),
         any_rank(rank == 1, world, torch.device("cpu")),
+        mean,
+        second,
     )
     dist.destroy_process_group()
 
 
-def test_gradients_are_averaged_and_a_stop_flag_reaches_every_worker(tmp_path):
+def test_gradients_and_moments_are_averaged_and_a_stop_flag_reaches_every_worker(tmp_path):
     results = mp.Manager().dict()
     mp.spawn(_average_worker, args=(2, str(tmp_path / "init"), results), nprocs=2)
     for rank in range(2):
-        weight, bias, stop = results[rank]
+        weight, bias, stop, mean, second = results[rank]
         torch.testing.assert_close(weight, torch.full((2, 3), 1.5))
         torch.testing.assert_close(bias, torch.full((2,), 15.0))
         assert stop is True
+        torch.testing.assert_close(mean, torch.full((2,), 0.5))
+        torch.testing.assert_close(second, torch.full((2, 2), 2.0))
 
 
 def _sync_worker(rank: int, world: int, init_file: str, results) -> None:

@@ -1,11 +1,13 @@
 """The text-conditioned tri-plane generator and its inference API.
 
 prompt embedding (+ z) --mapping--> w --synthesis--> tri-planes (B, 3, C, R, R): the 3D asset, in one forward
-pass. Rendering an asset: rays from the shared cameras, tri-plane decoder queried at stratified + importance
-samples, alpha compositing onto white at the neural-rendering resolution, super-resolution to the output.
+pass. z is standard normal wherever it is handed in; with `mapping.latent_prior` the generator first maps it onto
+a Gaussian learned in training (student/model/latent_prior.py). Rendering an asset: rays from the shared
+cameras, tri-plane decoder queried at stratified + importance samples, alpha compositing onto white at the
+neural-rendering resolution, super-resolution to the output.
 
 Stable API used by generation (`et3d-gen`): `from_pretrained`, `config`, `text_encoder_name`, `text_dim`,
-`sample_z`, `planes`, `query`, `render`, `render_uint8`.
+`sample_z`, `prior_z`, `planes`, `query`, `render`, `render_uint8`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 from pipeline.atomic import atomic_path, atomic_write_json
 from student.config import BACKGROUNDS, SCHEMA_VERSION, GeneratorConfig, from_dict, to_dict
 from student.model.decoder import RGB, TriplaneDecoder
+from student.model.latent_prior import LatentPrior
 from student.model.mapping import MappingNetwork
 from student.model.superres import SuperResolution, plane_code
 from student.model.synthesis import NUM_PLANES, TriplaneSynthesis
@@ -50,6 +53,8 @@ class TriplaneGenerator(nn.Module):
         rng = rng if rng is not None else torch.Generator().manual_seed(0)
         self.cfg = cfg
         self.mapping = MappingNetwork(cfg.mapping, cfg.text_dim, rng=rng)
+        # The learned prior z is mapped onto before the mapping network (None: z ~ N(0, I) is used as drawn).
+        self.prior = LatentPrior(cfg.mapping.z_dim) if cfg.mapping.latent_prior else None
         self.synthesis = TriplaneSynthesis(cfg.synthesis, cfg.mapping.w_dim, rng=rng)
         self.decoder = TriplaneDecoder(cfg.decoder, cfg.synthesis.plane_channels, rng=rng)
         self.superres = SuperResolution(
@@ -89,6 +94,11 @@ class TriplaneGenerator(nn.Module):
         """(batch, z_dim) standard normal latents on the module's device."""
         return torch.randn(batch, self.cfg.mapping.z_dim, generator=rng, device=self.device)
 
+    def prior_z(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, z_dim) standard normal -> the latent the mapping network reads: z itself, or with a learned
+        prior (`mapping.latent_prior`) its image under the prior's fit, mean + scale z."""
+        return z if self.prior is None else self.prior(z)
+
     def default_mapping_camera(self, batch: int) -> torch.Tensor | None:
         """The camera label w is conditioned on at inference when the mapping is camera-conditioned: a front
         view at the middle of the teacher's elevations (EG3D conditions generation on a fixed pose too)."""
@@ -98,10 +108,10 @@ class TriplaneGenerator(nn.Module):
         return label.to(self.device).expand(batch, -1)
 
     def mapping_w(self, text_emb: torch.Tensor, z: torch.Tensor, camera: torch.Tensor | None = None) -> torch.Tensor:
-        """text_emb (B, D), z (B, z_dim), camera (B, 25) or None (= the default) -> w (B, w_dim)."""
+        """text_emb (B, D), z (B, z_dim) standard normal, camera (B, 25) or None (= the default) -> w (B, w_dim)."""
         if camera is None:
             camera = self.default_mapping_camera(z.shape[0])
-        return self.mapping(z, text_emb, camera)
+        return self.mapping(self.prior_z(z), text_emb, camera)
 
     def planes(
         self,

@@ -27,6 +27,20 @@ def all_reduce_grads(module: nn.Module, world: int) -> None:
         offset += n
 
 
+def all_reduce_mean(tensors: list[torch.Tensor], world: int) -> list[torch.Tensor]:
+    """The mean of each tensor over all workers (the tensors themselves for a single worker)."""
+    if world == 1:
+        return tensors
+    flat = torch.cat([t.flatten() for t in tensors])
+    dist.all_reduce(flat)
+    flat = flat / world
+    out, offset = [], 0
+    for t in tensors:
+        out.append(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
+    return out
+
+
 def any_rank(flag: bool, world: int, device: torch.device) -> bool:
     """True on every worker if it is True on any (so all workers stop at the same step)."""
     if world == 1:

@@ -73,6 +73,10 @@ def resolve_against_data(cfg: TrainConfig, info: DatasetInfo) -> TrainConfig:
             f"anchor.latent='encoder' encodes one more view of each sample than the {cfg.optim.views_per_sample} it "
             f"renders, but the shards hold {info.num_views}: lower optim.views_per_sample or use anchor.latent=code"
         )
+    if gen.mapping.latent_prior and cfg.anchor.weight == 0:
+        raise ValueError(
+            "generator.mapping.latent_prior=true fits the prior to anchored latents: set anchor.weight > 0 too"
+        )
     group = cfg.optim.prompt_group
     if group < 1 or cfg.optim.batch_size % group:
         raise ValueError(f"optim.prompt_group={group} must be >= 1 and divide optim.batch_size={cfg.optim.batch_size}")

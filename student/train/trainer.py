@@ -26,6 +26,7 @@ from pipeline.shard_reader import ShardBatch
 from student.config import to_dict
 from student.model.discriminator import Discriminator, resize
 from student.model.generator import TriplaneGenerator
+from student.model.latent_prior import moments
 from student.precision import autocast, full_precision
 from student.run_layout import RunDir, run_checkpoints
 from student.train.allocator import keep_freed_memory
@@ -36,9 +37,10 @@ from student.train.anchors import (
     kl_to_prior,
     reconstruction_loss,
     sample_posterior,
+    silhouette_loss,
 )
 from student.train.batch_stream import BatchStream, DataPosition, rank_shards
-from student.train.collectives import all_reduce_grads, any_rank, check_in_sync, gather_ints
+from student.train.collectives import all_reduce_grads, all_reduce_mean, any_rank, check_in_sync, gather_ints
 from student.train.ema import ema_beta, update_ema
 from student.train.interrupt import GracefulStop
 from student.train.loss import (
@@ -204,8 +206,8 @@ class Trainer:
 
         # Generator step. D's weights are frozen; its input gradients flow into G.
         self.D.requires_grad_(False)
-        z = self.G.sample_z(b, rng)  # (B, z_dim)
-        anchored, kl = None, None
+        z = self.G.prior_z(self.G.sample_z(b, rng))  # (B, z_dim) as the mapping reads it (from the learned prior)
+        anchored, own, kl = None, None, None
         if self.anchor_net is not None:  # even-position fakes take their sample's anchored z instead
             anchored = anchored_positions(b, dev)  # (A,)
             own, kl = self._anchored_z(batch, picked, source[anchored], rng)  # (A, z_dim), scalar or None
@@ -229,6 +231,15 @@ class Trainer:
             recon = reconstruction_loss(fake_img[rows], fake_raw[rows], real[source[anchored]].flatten(0, 1))
             total_g = total_g + cfg.anchor.weight * recon
             values["loss/anchor"] = recon.item()
+            # The silhouette match is logged for every anchored run, and trained when anchor.silhouette > 0.
+            shown = source[anchored]  # (A,) the samples whose views the anchored fakes reproduce
+            with torch.enable_grad() if cfg.anchor.silhouette > 0 else torch.no_grad():
+                sil = silhouette_loss(
+                    fake.opacity.flatten(0, 1)[rows], real[shown].flatten(0, 1), background[shown.cpu()].flatten(0, 1)
+                )
+            if cfg.anchor.silhouette > 0:
+                total_g = total_g + cfg.anchor.silhouette * sil
+            values["loss/silhouette"] = sil.item()
         if kl is not None:
             total_g = total_g + cfg.anchor.kl * kl
             values["loss/anchor_kl"] = kl.item()
@@ -252,6 +263,9 @@ class Trainer:
         if self.anchor_net is not None:
             all_reduce_grads(self.anchor_net, self.world)
         self.scaling.step("G", *g_optimizers)
+        if self.G.prior is not None:  # the learned prior follows the anchored latents (student/model/latent_prior.py)
+            mean, second_moment = all_reduce_mean(list(moments(own)), self.world)
+            self.G.prior.update(mean, second_moment, cfg.anchor.prior_decay)
 
         # Discriminator step on the same renders, detached.
         self.D.requires_grad_(True)
