@@ -187,10 +187,14 @@ def test_an_encoder_anchored_step_decodes_one_extra_view_and_trains_the_encoder(
     assert sum(losses[-4:]) < 0.92 * sum(losses[:4]), losses
 
 
-def test_an_encoder_anchored_run_resumes_exactly(shards, tmp_path):
+@pytest.mark.parametrize("latent_prior", [False, True])
+def test_an_encoder_anchored_run_resumes_exactly(shards, tmp_path, latent_prior):
     def plan(run, **schedule):
         schedule = dict(checkpoint_every=0, preview_every=0, **schedule)
-        return anchored(tiny_plan(shards, tmp_path / run, **schedule), latent="encoder", lr=0.002)
+        plan = anchored(tiny_plan(shards, tmp_path / run, **schedule), latent="encoder", lr=0.002)
+        mapping = dataclasses.replace(plan.config.generator.mapping, latent_prior=latent_prior)
+        generator = dataclasses.replace(plan.config.generator, mapping=mapping)
+        return dataclasses.replace(plan, config=dataclasses.replace(plan.config, generator=generator))
 
     straight = Trainer(plan("a", steps=4), progress_bar=False)
     straight.train()
@@ -198,9 +202,12 @@ def test_an_encoder_anchored_run_resumes_exactly(shards, tmp_path):
     ((_, checkpoint),) = run_checkpoints(tmp_path / "b")
     resumed = Trainer(plan("b", resume_from=checkpoint, steps=4), progress_bar=False)
     resumed.train()
-    for name in ("G", "D", "anchor_net"):
+    for name in ("G", "G_ema", "D", "anchor_net"):  # with a learned prior, G's and G_ema's hold its fit
         a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), f"{name} differs after resuming"
+    assert (resumed.G.prior is not None) == latent_prior
+    if latent_prior:
+        assert not torch.equal(resumed.G.prior.mean, torch.zeros_like(resumed.G.prior.mean))  # it was fitted
 
 
 def test_the_encoder_needs_a_view_more_than_are_rendered(shards, tmp_path):

@@ -13,7 +13,8 @@ needs. Measured (docs/student.md §Presets, A2-A6): without the KL term, or with
 of all views come to share one large direction (mean cosine 0.79-0.93 between samples after 1000 steps,
 with or without the zero start), away from where random z lands. KL 0.01 shrinks the means to a norm of
 about 1.6 against the prior draws' 8, so the anchored draws sit where random z does, but an encoding then
-carries only about 2 nats.
+carries only about 2 nats. `mapping.latent_prior` closes the gap from the other side: it fits the prior to
+the encodings instead (student/model/latent_prior.py).
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ Where z_s comes from (`anchor.latent`):
   renders then regress to each prompt's average over yaws and cubes come out rounded.
 
 Either is training state only (saved with the trainer's checkpoint, never with the generator): generation
-draws z from the prior as before. The mapping network normalises every z to the sphere, so an anchored z is a
+draws z from the prior as before, or with `mapping.latent_prior` from a Gaussian fitted to the anchored draws
+(student/model/latent_prior.py). `anchor.silhouette` adds an L1 term on the anchored renders' opacity against
+the teacher view's silhouette. The mapping network normalises every z to the sphere, so an anchored z is a
 point on the same sphere the prior samples.
 """
 
