@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,12 +74,35 @@ def test_workers_whose_parameters_differ_all_stop_naming_the_checksums(tmp_path)
     assert [results[0], results[1]] == [expected, expected]  # both ranks raise, not only the one that drifted
 
 
-def test_two_ray_train_cpu_workers_train_in_sync(tmp_path):
+# A Ray race at shutdown (ray-project/ray#44810) can abort the driver process with exit status 1 after the work
+# is done, printing nothing: it took a whole pytest run down once (2026-12-02, 1 of 3 full runs). The Ray Train
+# test therefore drives Ray from a child process, and tolerates that one crash, recognised in Ray's driver log.
+KNOWN_RAY_SHUTDOWN_CRASH = "publisher_id is empty"
+
+
+def _ray_train_child(shards: Path, run: Path, ray_dir: str) -> None:
+    import ray
+
     from student.train.distributed import run_data_parallel
 
+    ray.init(include_dashboard=False, logging_level="ERROR", num_cpus=max(os.cpu_count() or 1, 2), _temp_dir=ray_dir)
+    run_data_parallel(tiny_plan(shards, run, steps=3, checkpoint_every=0, preview_every=0), workers=2)
+    ray.shutdown()
+
+
+def test_two_ray_train_cpu_workers_train_in_sync(tmp_path):
     shards = make_procedural_shards(tmp_path / "shards")
     run = tmp_path / "00000-tiny"
-    run_data_parallel(tiny_plan(shards, run, steps=3, checkpoint_every=0, preview_every=0), workers=2)
+    ray_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    child = mp.get_context("spawn").Process(target=_ray_train_child, args=(shards, run, ray_dir))
+    child.start()
+    child.join(timeout=300)
+    if child.exitcode is None:
+        child.kill()
+    if child.exitcode != 0:
+        logs = "".join(p.read_text(errors="replace") for p in Path(ray_dir).rglob("python-core-driver-*.log"))
+        assert KNOWN_RAY_SHUTDOWN_CRASH in logs, f"the Ray driver process ended with {child.exitcode}"
+    shutil.rmtree(ray_dir, ignore_errors=True)
     ((step, checkpoint),) = run_checkpoints(run)
     meta = json.loads((checkpoint / TRAIN_META).read_text())
     assert step == 3 and meta["nimg"] == 3 * 4 * 2  # both workers' images count
