@@ -60,10 +60,10 @@ def test_a_collapsed_direction_keeps_a_floor_of_variance():
 
 
 def test_the_generator_maps_z_through_its_prior_and_saves_it(shards, tmp_path):
-    cfg = with_prior(tiny_plan(shards, tmp_path / "run")).config
-    cfg = resolve_against_data(cfg, tiny_plan(shards, tmp_path / "run").dataset)
-    plain = TriplaneGenerator(dataclasses.replace(cfg.generator, mapping=dataclasses.replace(
-        cfg.generator.mapping, latent_prior=False)))  # fmt: skip
+    plan = with_prior(tiny_plan(shards, tmp_path / "run"))
+    cfg = resolve_against_data(plan.config, plan.dataset)
+    plain_mapping = dataclasses.replace(cfg.generator.mapping, latent_prior=False)
+    plain = TriplaneGenerator(dataclasses.replace(cfg.generator, mapping=plain_mapping))
     assert plain.prior is None and not any("prior" in k for k in plain.state_dict())  # old checkpoints load
     G = TriplaneGenerator(cfg.generator).eval()
     z_dim = cfg.generator.mapping.z_dim

@@ -95,14 +95,16 @@ def test_two_ray_train_cpu_workers_train_in_sync(tmp_path):
     run = tmp_path / "00000-tiny"
     ray_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     child = mp.get_context("spawn").Process(target=_ray_train_child, args=(shards, run, ray_dir))
-    child.start()
-    child.join(timeout=300)
-    if child.exitcode is None:
-        child.kill()
-    if child.exitcode != 0:
-        logs = "".join(p.read_text(errors="replace") for p in Path(ray_dir).rglob("python-core-driver-*.log"))
-        assert KNOWN_RAY_SHUTDOWN_CRASH in logs, f"the Ray driver process ended with {child.exitcode}"
-    shutil.rmtree(ray_dir, ignore_errors=True)
+    try:
+        child.start()
+        child.join(timeout=300)
+        if child.exitcode is None:
+            child.kill()
+        if child.exitcode != 0:
+            logs = "".join(p.read_text(errors="replace") for p in Path(ray_dir).rglob("python-core-driver-*.log"))
+            assert KNOWN_RAY_SHUTDOWN_CRASH in logs, f"the Ray driver process ended with {child.exitcode}"
+    finally:
+        shutil.rmtree(ray_dir, ignore_errors=True)
     ((step, checkpoint),) = run_checkpoints(run)
     meta = json.loads((checkpoint / TRAIN_META).read_text())
     assert step == 3 and meta["nimg"] == 3 * 4 * 2  # both workers' images count

@@ -18,17 +18,13 @@ def all_reduce_grads(module: nn.Module, world: int) -> None:
     if world == 1:
         return
     params = [p for p in module.parameters() if p.grad is not None]
-    flat = torch.cat([p.grad.flatten() for p in params])  # one message instead of one per tensor
-    dist.all_reduce(flat)
-    offset = 0
-    for p in params:
-        n = p.grad.numel()
-        p.grad = (flat[offset : offset + n] / world).view_as(p.grad)
-        offset += n
+    for p, grad in zip(params, all_reduce_mean([p.grad for p in params], world), strict=True):
+        p.grad = grad
 
 
 def all_reduce_mean(tensors: list[torch.Tensor], world: int) -> list[torch.Tensor]:
-    """The mean of each tensor over all workers (the tensors themselves for a single worker)."""
+    """The mean of each tensor over all workers (the tensors themselves for a single worker), in one flattened
+    all-reduce instead of one per tensor."""
     if world == 1:
         return tensors
     flat = torch.cat([t.flatten() for t in tensors])

@@ -233,10 +233,9 @@ class Trainer:
             values["loss/anchor"] = recon.item()
             # The silhouette match is logged for every anchored run, and trained when anchor.silhouette > 0.
             shown = source[anchored]  # (A,) the samples whose views the anchored fakes reproduce
-            with torch.enable_grad() if cfg.anchor.silhouette > 0 else torch.no_grad():
-                sil = silhouette_loss(
-                    fake.opacity.flatten(0, 1)[rows], real[shown].flatten(0, 1), background[shown.cpu()].flatten(0, 1)
-                )
+            sil = silhouette_loss(
+                fake.opacity.flatten(0, 1)[rows], real[shown].flatten(0, 1), background[shown.cpu()].flatten(0, 1)
+            )
             if cfg.anchor.silhouette > 0:
                 total_g = total_g + cfg.anchor.silhouette * sil
             values["loss/silhouette"] = sil.item()
